@@ -1,0 +1,125 @@
+"""Wires the parts together: store, domains, dispatcher, sources, collectors and the HTTP server,
+and runs them until SIGTERM/SIGINT.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from prometheus_client import CollectorRegistry
+from prometheus_client import exposition
+from prometheus_client import gc_collector, platform_collector, process_collector
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.openmetrics import exposition as om_exposition
+
+from . import __version__, collectors
+from .config import Config
+from .dispatcher import Dispatcher
+from .domains import create_domains
+from .server import Server
+from .sources import RedisHealth, Source
+from .sources.pubsub import PubSubSource
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+RESERVED_PREFIXES = ("agent_exporter_", "process_", "python_")
+SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created", "_info")
+
+
+class StoreStats:
+    """`agent_exporter_series{metric}`: how much of each family's budget is in use."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        family = GaugeMetricFamily("agent_exporter_series",
+                                   "Series currently held per event-fed metric family.",
+                                   labels=["metric"])
+        for name, count in self.store.series_count().items():
+            family.add_metric([name], count)
+        yield family
+
+
+class Exporter:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.stop = threading.Event()
+        self.store = Store(config.series_budget, config.series_ttl_seconds or None)
+        build = self.store.family("agent_exporter_build_info", "gauge",
+                                  "Always 1; the version label says which exporter runs.",
+                                  ["version"], ttl=0)
+        with self.store.lock:
+            build.set((__version__,), 1.0)
+        self.health = RedisHealth(self.store)
+
+        self.collector_set = collectors.CollectorSet(collectors.enabled(config),
+                                                     config.collector_timeout_seconds)
+        self.registry = CollectorRegistry(auto_describe=False)
+        for standard in (process_collector.ProcessCollector, platform_collector.PlatformCollector,
+                         gc_collector.GCCollector):
+            standard(registry=self.registry)
+        self.registry.register(self.collector_set)
+        self.registry.register(StoreStats(self.store))
+
+        taken: set[str] = set()
+        self.domains = create_domains(self.store, config,
+                                      lambda name: name in taken or name.startswith(RESERVED_PREFIXES))
+        taken.update(self._sample_names())
+        routes = {channel: self.domains[domain] for channel, domain in config.channels.items()}
+        self.dispatcher = Dispatcher(self.store, routes, config.max_event_bytes)
+        self.sources: list[Source] = []
+        if config.source in ("pubsub", "both"):
+            self.sources.append(PubSubSource(config.redis_url, list(routes), self.dispatcher,
+                                             self.health))
+        self.server: Server | None = None
+
+    def _sample_names(self) -> set[str]:
+        """Every name a built-in family can expose, so generic records cannot shadow one."""
+        names = set(self.store.families) | {m.name for m in self.collector_set.describe()}
+        bases = {n[:-6] if n.endswith("_total") else n for n in names}
+        return {base + suffix for base in bases for suffix in SUFFIXES}
+
+    def ready(self) -> bool:
+        return bool(self.sources) and all(source.ready for source in self.sources)
+
+    def render(self, openmetrics: bool) -> bytes:
+        self.store.expire()
+        parts = list(self.store.render(openmetrics))
+        if openmetrics:
+            rest = om_exposition.generate_latest(self.registry).decode()
+            parts.append(rest)  # ends with "# EOF"
+        else:
+            parts.append(exposition.generate_latest(self.registry).decode())
+        return "".join(parts).encode()
+
+    def start(self) -> None:
+        host, _, port = self.config.listen.rpartition(":")
+        self.server = Server((host.strip("[]") or "0.0.0.0", int(port)), self.render, self.ready)
+        threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
+        for source in self.sources:
+            threading.Thread(target=source.run, args=(self.stop,), name=source.name,
+                             daemon=True).start()
+        log.info("agent-exporter %s listening on %s, reading %s from %s", __version__,
+                 self.config.listen, self.config.source, self.config.redis_url)
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def run(self) -> int:
+        """Serve until SIGTERM or SIGINT; returns the exit status."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop.set())
+        self.start()
+        self.stop.wait()
+        log.info("shutting down")
+        self.shutdown()
+        return 0

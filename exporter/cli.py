@@ -1,0 +1,126 @@
+"""The `agent-exporter` command: serve (the default), `publish` an event from a shell.
+
+Settings come from flags, then AGENT_EXPORTER_* (and REDIS_URL) in the environment, then the
+YAML file given by --config, then defaults. A bad setting exits 2 naming the key and its origin.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from . import __version__
+from .collectors import COLLECTORS
+from .config import SCALARS, ConfigError, load
+from .events import snake
+
+EXIT_CONFIG = 2
+
+PUBLISH_TYPES = {
+    "agent-status": "agent_status",
+    "task": "task_update",
+    "training": "training_progress",
+    "rag": "rag_query",
+    "workflow": "workflow_step",
+    "error": "error",
+    "metric": "metric",
+}
+
+
+def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--config", metavar="FILE", default=default,
+                        help="YAML config file (see examples/agent-exporter.yml); "
+                             "env AGENT_EXPORTER_CONFIG")
+    parser.add_argument("--redis-url", metavar="URL", default=default,
+                        help=f"Redis URL (default {SCALARS['redis_url'][1]}); env REDIS_URL or "
+                             "AGENT_EXPORTER_REDIS_URL")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        default=default, help="log verbosity (default info)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agent-exporter",
+        description="Prometheus exporter for multi-agent AI systems: turns JSON events on Redis "
+                    "(pub/sub or streams), Redis state, host and GPU readings into metrics.",
+        epilog="Every config-file key can also be set as AGENT_EXPORTER_<KEY> in the environment. "
+               "Precedence: flags > environment > config file > defaults.")
+    parser.add_argument("--version", action="version", version=f"agent-exporter {__version__}")
+    _common(parser, suppress=False)
+    parser.add_argument("--listen", metavar="HOST:PORT",
+                        help=f"where to serve /metrics (default {SCALARS['listen'][1]})")
+    parser.add_argument("--source", choices=["pubsub", "streams", "both"],
+                        help="read events from pub/sub channels, Redis Streams, or both "
+                             "(default pubsub)")
+    parser.add_argument("--consumer", metavar="NAME",
+                        help="stable consumer name in the stream group (default: host name)")
+    for name, reg in sorted(COLLECTORS.items()):
+        parser.add_argument(f"--collector.{name}", dest=f"collector__{name}",
+                            action=argparse.BooleanOptionalAction, default=None,
+                            help=f"{reg.help} (default {'on' if reg.default else 'off'})")
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    publish = sub.add_parser("publish", help="publish one event (TYPE key=value ...)",
+                             description="Publish one well-formed event. Values are JSON when "
+                                         "they parse as JSON (numbers, true/false, objects), "
+                                         "else strings.")
+    _common(publish, suppress=True)
+    publish.add_argument("--transport", choices=["pubsub", "streams", "both"], default="pubsub")
+    publish.add_argument("type", choices=sorted(PUBLISH_TYPES))
+    publish.add_argument("fields", nargs="*", metavar="key=value")
+    return parser
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    flags: dict[str, Any] = {key: getattr(args, key, None)
+                             for key in ("redis_url", "listen", "log_level", "source", "consumer")}
+    switches = {key.split("__", 1)[1]: value for key, value in vars(args).items()
+                if key.startswith("collector__") and value is not None}
+    if switches:
+        flags["collectors"] = switches
+    return flags
+
+
+def _parse_fields(pairs: Sequence[str]) -> dict[str, Any]:
+    fields = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected key=value, got {pair!r}")
+        try:
+            fields[snake(key)] = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            fields[snake(key)] = text
+    return fields
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load(getattr(args, "config", None), flags=_flags(args))
+    except ConfigError as exc:
+        print(f"agent-exporter: bad configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if args.command == "publish":
+        from .publisher import Publisher
+
+        try:
+            fields = _parse_fields(args.fields)
+            publisher = Publisher(config.redis_url, transport=args.transport)
+            getattr(publisher, PUBLISH_TYPES[args.type])(**fields)
+        except (TypeError, ValueError) as exc:
+            print(f"agent-exporter publish: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        return 0
+
+    from .app import Exporter
+
+    return Exporter(config).run()

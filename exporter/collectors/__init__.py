@@ -1,0 +1,126 @@
+"""Scrape-time collectors, after node_exporter: one module per collector, each registered under
+a name with a default on/off, switched by config (`collectors:`) and `--[no-]collector.NAME`.
+
+Each collector is a prometheus-client custom collector: `describe()` reads nothing, `collect()`
+yields fresh metric families. `CollectorSet` runs them in parallel under a deadline and reports
+`agent_exporter_collector_duration_seconds` and `agent_exporter_collector_success` for each, so a
+slow or failing collector costs its own metrics, never the scrape.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY_SECONDS = 60.0
+
+
+class Collector(Protocol):
+    def describe(self) -> Iterable[Metric]: ...
+
+    def collect(self) -> Iterable[Metric]: ...
+
+
+@dataclass(frozen=True)
+class Registration:
+    factory: Callable[..., Collector]  # factory(config) -> Collector
+    default: bool
+    help: str
+
+
+COLLECTORS: dict[str, Registration] = {}
+
+
+def register(name: str, default: bool, help: str) -> Callable:
+    """Class or factory decorator: make a collector known under `name`."""
+
+    def wrap(factory: Callable[..., Collector]) -> Callable[..., Collector]:
+        COLLECTORS[name] = Registration(factory, default, help)
+        return factory
+
+    return wrap
+
+
+class CollectorSet:
+    """The enabled collectors, run in parallel on each scrape, each under `timeout` seconds."""
+
+    def __init__(self, collectors: dict[str, Collector], timeout: float) -> None:
+        self.collectors = collectors
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(collectors)),
+                                        thread_name_prefix="collector")
+        self._running: dict[str, Future] = {}
+        self._last_log: dict[str, float] = {}
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._own()
+        for collector in self.collectors.values():
+            yield from collector.describe()
+
+    def collect(self) -> Iterator[Metric]:
+        started = {name: self._start(name) for name in self.collectors}
+        deadline = time.monotonic() + self.timeout
+        duration, success = self._own()
+        for name, future in started.items():
+            try:
+                families, seconds = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                self._complain(name, f"timed out after {self.timeout}s")
+                duration.add_metric([name], self.timeout)
+                success.add_metric([name], 0)
+                continue
+            except Exception as exc:
+                self._complain(name, repr(exc))
+                duration.add_metric([name], 0.0)
+                success.add_metric([name], 0)
+                continue
+            duration.add_metric([name], seconds)
+            success.add_metric([name], 1)
+            yield from families
+        yield duration
+        yield success
+
+    def _start(self, name: str) -> Future:
+        running = self._running.get(name)
+        if running is not None and not running.done():
+            return running  # still stuck in an earlier scrape: wait on that, start nothing new
+        future = self._pool.submit(self._run, self.collectors[name])
+        self._running[name] = future
+        return future
+
+    @staticmethod
+    def _run(collector: Collector) -> tuple[list[Metric], float]:
+        start = time.perf_counter()
+        families = list(collector.collect())
+        return families, time.perf_counter() - start
+
+    def _complain(self, name: str, why: str) -> None:
+        now = time.monotonic()
+        if now - self._last_log.get(name, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS:
+            self._last_log[name] = now
+            log.warning("collector %s failed: %s (logged once a minute)", name, why)
+
+    @staticmethod
+    def _own() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (GaugeMetricFamily("agent_exporter_collector_duration_seconds",
+                                  "How long each collector took on this scrape.",
+                                  labels=["collector"]),
+                GaugeMetricFamily("agent_exporter_collector_success",
+                                  "1 if the collector succeeded on this scrape, else 0.",
+                                  labels=["collector"]))
+
+
+def enabled(config) -> dict[str, Collector]:
+    """Instantiate the collectors the config switches on."""
+    return {name: reg.factory(config) for name, reg in COLLECTORS.items()
+            if config.collector_enabled(name, reg.default)}
+
+
+from . import redis_state  # noqa: E402,F401  (registration side effects)

@@ -1,0 +1,108 @@
+"""From raw message bytes to domain handlers: the hot path every event source feeds.
+
+One message is one JSON object or a JSON array of them (a batch: each element stands alone).
+A message that is too large or not JSON, and an element that fails its schema, is dropped whole,
+counted in `agent_exporter_events_invalid_total{source,reason}` and logged once per reason a
+minute. Nothing an event contains can stop the exporter.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+import orjson
+
+from .domains import Domain
+from .events import Invalid, timestamp
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+LOG_EVERY_SECONDS = 60.0
+MAX_PUBLISHERS = 100_000  # sequence state kept for loss detection
+
+
+class Dispatcher:
+    def __init__(self, store: Store, routes: Mapping[str, Domain], max_event_bytes: int) -> None:
+        self.store = store
+        self.routes = dict(routes)
+        self.max_event_bytes = max_event_bytes
+        own = dict(budget=None, ttl=0)
+        self.events = store.family("agent_exporter_events_total", "counter",
+                                   "Events applied, by source (channel or stream) and event type.",
+                                   ["source", "type"], **own)
+        self.invalid = store.family("agent_exporter_events_invalid_total", "counter",
+                                    "Events dropped because they did not fit the contract, by "
+                                    "source and reason.", ["source", "reason"], **own)
+        self.lost = store.family("agent_exporter_events_lost_total", "counter",
+                                 "Pub/sub events missed, from gaps in the publishers' sequence "
+                                 "numbers.", ["source"], **own)
+        self.lag = store.family("agent_exporter_event_lag_seconds", "histogram",
+                                "Receive time minus the event's own timestamp, when it has one.",
+                                ["source"], LAG_BUCKETS, **own)
+        self._last_log: dict[str, float] = {}
+        self._sequences: dict[tuple[str, str], int] = {}
+
+    def dispatch(self, route: str, source: str, payload: bytes, sequenced: bool = False) -> None:
+        """Apply one message. `route` is the configured channel/pattern/stream, `source` the
+        concrete channel or stream it arrived on; `sequenced` turns on gap counting (pub/sub)."""
+        domain = self.routes[route]
+        if len(payload) > self.max_event_bytes:
+            self._reject(source, "too_large", f"{len(payload)} bytes (max_event_bytes "
+                                              f"{self.max_event_bytes})")
+            return
+        try:
+            document = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            self._reject(source, "not_json", str(exc))
+            return
+        with self.store.lock:
+            now = self.store.clock.tick()
+            if isinstance(document, list):
+                for event in document:
+                    self._apply(domain, source, event, now, sequenced)
+            else:
+                self._apply(domain, source, document, now, sequenced)
+
+    def _apply(self, domain: Domain, source: str, event: object, now: float,
+               sequenced: bool) -> None:
+        if not isinstance(event, dict):
+            self._count_invalid(source, "not_object", f"got {type(event).__name__}")
+            return
+        try:
+            sent = timestamp(event)
+            domain.handle(event, source)
+        except Invalid as exc:
+            self._count_invalid(source, exc.reason, str(exc))
+            return
+        self.events.inc((source, domain.name))
+        if sent is not None:
+            self.lag.observe((source,), max(0.0, now - sent))
+        if sequenced and "_seq" in event:
+            self._check_sequence(source, event)
+
+    def _check_sequence(self, source: str, event: dict) -> None:
+        publisher, seq = event.get("_pub"), event.get("_seq")
+        if not isinstance(publisher, str) or not isinstance(seq, int):
+            return
+        key = (publisher, source)
+        last = self._sequences.get(key)
+        if last is not None and seq > last + 1:
+            self.lost.inc((source,), seq - last - 1)
+        elif last is None and len(self._sequences) >= MAX_PUBLISHERS:
+            self._sequences.clear()
+        self._sequences[key] = seq  # a lower number is a restarted publisher
+
+    def _reject(self, source: str, reason: str, detail: str) -> None:
+        with self.store.lock:
+            self._count_invalid(source, reason, detail)
+
+    def _count_invalid(self, source: str, reason: str, detail: str) -> None:
+        self.invalid.inc((source, reason))
+        now = time.monotonic()
+        if now - self._last_log.get(reason, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS:
+            self._last_log[reason] = now
+            log.warning("dropped invalid event on %s: %s (%s); further %s events are logged "
+                        "once a minute", source, reason, detail[:200], reason)

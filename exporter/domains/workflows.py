@@ -1,0 +1,30 @@
+"""Workflow steps (`events:workflows:steps`): step durations by workflow and step.
+
+Seed shape: {workflowId, stepId, duration_seconds}; the 600 s bucket edge is the seed's
+slow-step threshold.
+"""
+from __future__ import annotations
+
+from ..config import Config
+from ..events import label, number
+from ..store import Store
+from . import family_factory
+
+STEP_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+
+
+class WorkflowSteps:
+    name = "workflows"
+
+    def __init__(self, store: Store, config: Config) -> None:
+        family = family_factory(store, config)
+        self.limit = config.max_label_length
+        self.duration = family("workflow_step_duration_seconds", "histogram",
+                               "Workflow step durations (slow-step edge: 600 s).",
+                               ["workflow", "step"], STEP_BUCKETS)
+
+    def handle(self, event: dict, channel: str) -> None:
+        workflow = label(event, "workflowId", self.limit)
+        step = label(event, "stepId", self.limit)
+        duration = number(event, "duration_seconds", required=True, minimum=0)
+        self.duration.observe((workflow, step), duration)

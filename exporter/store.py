@@ -1,0 +1,280 @@
+"""The metric store for event-fed metrics.
+
+prometheus-client's metric objects cannot bound their series, expire them, or checkpoint them,
+and its `generate_latest` formats every sample anew on each scrape. Event metrics live here
+instead: each series keeps its label text pre-rendered, so a scrape only formats numbers.
+
+Threading: the ingest threads mutate under `Store.lock`; the renderer takes the same lock in
+chunks, so a scrape of many series never stalls ingestion for long.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+OVERFLOW = "__overflow__"
+RENDER_CHUNK = 2000  # series rendered per lock hold
+
+
+def format_value(value: float) -> str:
+    """A sample value as Prometheus writes it (Go's float formatting for the specials)."""
+    if value == math.inf:
+        return "+Inf"
+    if value == -math.inf:
+        return "-Inf"
+    if value != value:
+        return "NaN"
+    return repr(float(value))
+
+
+def escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+class Clock:
+    """Wall time read once per message by the ingest path, not once per update."""
+
+    __slots__ = ("now",)
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def tick(self) -> float:
+        self.now = time.time()
+        return self.now
+
+
+class Series:
+    """One counter or gauge series."""
+
+    __slots__ = ("labels", "text", "value", "touched")
+
+    def __init__(self, labels: tuple[str, ...], text: str, now: float) -> None:
+        self.labels = labels
+        self.text = text  # '{a="x",b="y"}' or ''
+        self.value = 0.0
+        self.touched = now
+
+
+class HistogramSeries:
+    """One histogram series: per-bucket (not cumulative) counts, the last one +Inf."""
+
+    __slots__ = ("labels", "text", "counts", "sum", "touched")
+
+    def __init__(self, labels: tuple[str, ...], text: str, now: float, n_buckets: int) -> None:
+        self.labels = labels
+        self.text = text  # 'a="x",b="y",' — the le label is appended at render time
+        self.counts = [0] * n_buckets
+        self.sum = 0.0
+        self.touched = now
+
+
+class Family:
+    """A metric family: name, kind, label names, its series, budget and expiry."""
+
+    def __init__(self, store: Store, name: str, kind: str, help: str,
+                 labelnames: Sequence[str] = (), buckets: Sequence[float] | None = None,
+                 budget: int | None = None, ttl: float | None = None) -> None:
+        if kind not in ("counter", "gauge", "histogram"):
+            raise ValueError(f"unknown metric kind {kind!r}")
+        self.store = store
+        self.name = name  # the exposition name: counters end in _total
+        self.kind = kind
+        self.help = help
+        self.labelnames = tuple(labelnames)
+        self.budget = budget
+        self.ttl = ttl
+        self.series: dict[tuple[str, ...], Any] = {}
+        self.bounds: tuple[float, ...] = ()
+        self._le: tuple[str, ...] = ()
+        if kind == "histogram":
+            bounds = sorted(float(b) for b in (buckets or ()) if b != math.inf)
+            if not bounds:
+                raise ValueError(f"histogram {name} needs buckets")
+            self.bounds = tuple(bounds)
+            self._le = tuple(format_value(b) for b in bounds) + ("+Inf",)
+        self._overflow_key = (OVERFLOW,) * len(self.labelnames)
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def child(self, key: tuple[str, ...]) -> Any:
+        """The series for a label-value tuple, created on first use within the budget."""
+        series = self.series.get(key)
+        if series is not None:
+            return series
+        budget = self.budget if self.budget is not None else self.store.default_budget
+        if len(self.series) >= budget and key != self._overflow_key:
+            self.store.overflowed(self.name)
+            return self.child(self._overflow_key)
+        return self._create(key)
+
+    def inc(self, key: tuple[str, ...], amount: float = 1.0) -> None:
+        series = self.child(key)
+        series.value += amount
+        series.touched = self.store.clock.now
+
+    def set(self, key: tuple[str, ...], value: float) -> None:
+        series = self.child(key)
+        series.value = value
+        series.touched = self.store.clock.now
+
+    def observe(self, key: tuple[str, ...], value: float) -> None:
+        series = self.child(key)
+        series.counts[bisect_left(self.bounds, value)] += 1
+        series.sum += value
+        series.touched = self.store.clock.now
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    def _create(self, key: tuple[str, ...]) -> Any:
+        pairs = ",".join(f'{n}="{escape_label(v)}"' for n, v in zip(self.labelnames, key))
+        now = self.store.clock.now
+        if self.kind == "histogram":
+            series = HistogramSeries(key, pairs + "," if pairs else "", now, len(self._le))
+        else:
+            series = Series(key, "{" + pairs + "}" if pairs else "", now)
+        self.series[key] = series
+        return series
+
+    def remove(self, key: tuple[str, ...]) -> None:
+        self.series.pop(key, None)
+
+    def expire(self, now: float) -> int:
+        """Drop series not updated for `ttl` seconds; returns how many went."""
+        ttl = self.ttl if self.ttl is not None else self.store.default_ttl
+        if not ttl:
+            return 0
+        cutoff = now - ttl
+        stale = [k for k, s in self.series.items() if s.touched < cutoff]
+        for key in stale:
+            del self.series[key]
+        return len(stale)
+
+    # -- exposition ---------------------------------------------------------------------------
+
+    def header(self, openmetrics: bool) -> str:
+        name = self.name
+        if openmetrics and self.kind == "counter" and name.endswith("_total"):
+            name = name[:-6]
+        return f"# HELP {name} {escape_help(self.help)}\n# TYPE {name} {self.kind}\n"
+
+    def lines(self, chunk: Iterable[Any]) -> Iterator[str]:
+        name = self.name
+        if self.kind != "histogram":
+            for s in chunk:
+                yield f"{name}{s.text} {format_value(s.value)}\n"
+            return
+        le = self._le
+        for s in chunk:
+            total = 0
+            for edge, count in zip(le, s.counts):
+                total += count
+                yield f'{name}_bucket{{{s.text}le="{edge}"}} {total}\n'
+            labels = "{" + s.text[:-1] + "}" if s.text else ""
+            yield f"{name}_sum{labels} {format_value(s.sum)}\n{name}_count{labels} {total}\n"
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def dump(self) -> list[list[Any]]:
+        if self.kind == "histogram":
+            return [[list(s.labels), s.counts, s.sum, s.touched] for s in self.series.values()]
+        return [[list(s.labels), s.value, s.touched] for s in self.series.values()]
+
+    def load(self, rows: list[list[Any]]) -> None:
+        for row in rows:
+            key = tuple(row[0])
+            if len(key) != len(self.labelnames):
+                continue
+            series = self._create(key)
+            if self.kind == "histogram":
+                if len(row[1]) == len(series.counts):
+                    series.counts = [int(c) for c in row[1]]
+                    series.sum, series.touched = float(row[2]), float(row[3])
+            else:
+                series.value, series.touched = float(row[1]), float(row[2])
+
+
+class Store:
+    """All event-fed families, their shared lock and clock, budgets and expiry."""
+
+    def __init__(self, default_budget: int = 10_000, default_ttl: float | None = 1800.0) -> None:
+        self.lock = threading.Lock()
+        self.clock = Clock()
+        self.default_budget = default_budget
+        self.default_ttl = default_ttl
+        self.families: dict[str, Family] = {}
+        self._overflow = Family(self, "agent_exporter_series_overflow_total", "counter",
+                                "Label sets that exceeded their family's series budget and were "
+                                "folded into the __overflow__ series.", ["metric"])
+        self._expired = Family(self, "agent_exporter_series_expired_total", "counter",
+                               "Series removed because no event updated them within the TTL.",
+                               ["metric"])
+        self._own = (self._overflow, self._expired)
+        for family in self._own:
+            family.ttl = 0  # the exporter's own series never expire
+            self.families[family.name] = family
+
+    def family(self, name: str, kind: str, help: str, labelnames: Sequence[str] = (),
+               buckets: Sequence[float] | None = None, budget: int | None = None,
+               ttl: float | None = None) -> Family:
+        """Register a family (or return the one of that name if it matches)."""
+        existing = self.families.get(name)
+        if existing is not None:
+            if existing.kind != kind or existing.labelnames != tuple(labelnames):
+                raise ValueError(f"metric {name} already registered with another shape")
+            return existing
+        family = Family(self, name, kind, help, labelnames, buckets, budget, ttl)
+        self.families[name] = family
+        return family
+
+    def overflowed(self, name: str) -> None:
+        self._overflow.inc((name,))
+
+    def expire(self) -> None:
+        """Remove stale series from every family (called once per scrape)."""
+        with self.lock:
+            now = self.clock.tick()
+            for family in list(self.families.values()):
+                if family in self._own:
+                    continue
+                gone = family.expire(now)
+                if gone:
+                    self._expired.inc((family.name,), gone)
+
+    def series_count(self) -> dict[str, int]:
+        with self.lock:
+            return {name: len(f.series) for name, f in self.families.items()}
+
+    def render(self, openmetrics: bool = False) -> Iterator[str]:
+        """The exposition text of every family, rendered in lock-held chunks."""
+        for family in list(self.families.values()):
+            with self.lock:
+                rows = list(family.series.values())
+            if not rows:
+                continue
+            yield family.header(openmetrics)
+            for start in range(0, len(rows), RENDER_CHUNK):
+                with self.lock:
+                    text = "".join(family.lines(rows[start:start + RENDER_CHUNK]))
+                yield text  # never yield with the lock held
+
+    def dump(self) -> dict[str, list[list[Any]]]:
+        """Every family's series, for a checkpoint (call with the lock held)."""
+        return {name: f.dump() for name, f in self.families.items() if f.series}
+
+    def load(self, snapshot: dict[str, list[list[Any]]]) -> None:
+        """Restore a checkpoint into families registered with the same names."""
+        with self.lock:
+            for name, rows in snapshot.items():
+                family = self.families.get(name)
+                if family is not None:
+                    family.series.clear()
+                    family.load(rows)
