@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.openmetrics import exposition as om_exposition
 
 from . import __version__, collectors
+from .alert_bridge import AlertBridge
 from .config import Config
 from .dispatcher import Dispatcher
 from .domains import create_domains
@@ -77,6 +78,7 @@ class Exporter:
         if config.source in ("pubsub", "both"):
             self.sources.append(PubSubSource(config.redis_url, list(routes), self.dispatcher,
                                              self.health))
+        self.bridge = AlertBridge(config, self.store)
         self.server: Server | None = None
 
     def _sample_names(self) -> set[str]:
@@ -101,6 +103,7 @@ class Exporter:
     def start(self) -> None:
         host, _, port = self.config.listen.rpartition(":")
         self.server = Server((host.strip("[]") or "0.0.0.0", int(port)), self.render, self.ready)
+        self.server.mount("/alertmanager", self.bridge.handle, self.bridge.max_body_bytes)
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         for source in self.sources:
             threading.Thread(target=source.run, args=(self.stop,), name=source.name,

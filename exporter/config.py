@@ -140,6 +140,7 @@ def _collectors(value: Any, key: str, origin: str) -> dict[str, bool]:
 
 def _sections() -> dict[str, tuple[Callable[[], Any], Callable[[Any, str, str], Any], str]]:
     """Nested sections: (default factory, parser, help). Parsers live beside their users."""
+    from .alert_bridge import DEFAULT_ALERT_BRIDGE, parse_alert_bridge
     from .collectors.redis_state import DEFAULT_KEY_CHECKS, parse_key_checks
     from .domains.generic import parse_mappings
 
@@ -152,6 +153,8 @@ def _sections() -> dict[str, tuple[Callable[[], Any], Callable[[Any, str, str], 
         "metrics": (list, parse_mappings, "how events:metrics records become metrics"),
         "key_checks": (lambda: copy.deepcopy(DEFAULT_KEY_CHECKS), parse_key_checks,
                        "Redis keys read at scrape time"),
+        "alert_bridge": (lambda: dict(DEFAULT_ALERT_BRIDGE), parse_alert_bridge,
+                         "POST /alertmanager: Alertmanager webhook → Redis events:alerts:*"),
     }
 
 
