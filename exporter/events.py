@@ -1,7 +1,8 @@
 """Event validation helpers shared by the domain handlers.
 
 A handler reads and checks every field first and only then touches a metric, so an event that
-fails any check raises `Invalid` before anything is applied: never half an event.
+fails any check raises `Invalid` before anything is applied: never half an event. orjson rejects
+NaN, Infinity and numbers beyond float range while parsing, so every number here is finite.
 """
 from __future__ import annotations
 
@@ -50,8 +51,6 @@ def number(event: Mapping[str, Any], name: str, required: bool = False,
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise Invalid("bad_type", f"{name} must be a number, got {type(value).__name__}")
     value = float(value)
-    if not math.isfinite(value):
-        raise Invalid("not_finite", f"{name} is not finite")
     if minimum is not None and value < minimum:
         raise Invalid("negative" if minimum == 0 else "out_of_range",
                       f"{name}={value} is below {minimum}")

@@ -238,10 +238,10 @@ class Store:
     def overflowed(self, name: str) -> None:
         self._overflow.inc((name,))
 
-    def expire(self) -> None:
+    def expire(self, now: float | None = None) -> None:
         """Remove stale series from every family (called once per scrape)."""
         with self.lock:
-            now = self.clock.tick()
+            now = self.clock.tick() if now is None else now
             for family in list(self.families.values()):
                 if family in self._own:
                     continue

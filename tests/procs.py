@@ -40,7 +40,9 @@ def require_binary(name: str) -> str:
 
 def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
                message: str = "condition") -> Any:
-    """Poll `condition` until it returns something truthy; fail with `message` at the deadline."""
+    """Poll `condition` until it returns something truthy; fail with `message` at the deadline.
+
+    An AssertionError from the condition (say, a server that died) fails at once."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
@@ -48,6 +50,8 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: fl
             result = condition()
             if result:
                 return result
+        except AssertionError:
+            raise
         except Exception as exc:  # the server may not be up yet
             last_error = exc
         if time.monotonic() > deadline:
@@ -191,5 +195,5 @@ def parse_samples(text: str) -> dict[tuple[str, frozenset], float]:
     return out
 
 
-def value(samples: dict[tuple[str, frozenset], float], name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
+def value(samples: dict[tuple[str, frozenset], float], metric: str, /, **labels: str) -> float | None:
+    return samples.get((metric, frozenset(labels.items())))

@@ -6,10 +6,8 @@ is kept: a diverged run is a measurement, and the divergence alert reads it.
 """
 from __future__ import annotations
 
-import math
-
 from ..config import Config
-from ..events import Invalid, check_label, label, measurement, number
+from ..events import check_label, label, measurement, number
 from ..store import Store
 from . import family_factory
 
@@ -46,8 +44,6 @@ class TrainingProgress:
         for name, value in event.items():
             if name in OWN_FIELDS or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
-            if not math.isfinite(value):
-                raise Invalid("not_finite", f"{name} is not finite")
             check_label("field name", name, self.limit)
             extra.append((name, float(value)))
 

@@ -1,0 +1,203 @@
+"""The ingest hot path in-process: every domain's schema, bad input, batches and loss counting."""
+from __future__ import annotations
+
+import math
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ingest import Ingest
+from procs import value
+
+
+def test_seed_shapes_feed_the_contract_metrics():
+    ingest = Ingest()
+    ingest.send("events:agents:status", {"agentType": "ml-engineer", "status": "busy", "taskCount": 3})
+    ingest.send("events:agents:status", {"agent_type": "ai-engineer", "agent_id": "ai-1",
+                                         "status": "offline", "queue_depth": 4, "load": 0.5})
+    ingest.send("events:tasks:updates", {"taskId": "t1", "agent": "ml-engineer", "status": "done",
+                                         "duration_seconds": 1700, "timestamp": "2026-01-01T00:00:00Z"})
+    ingest.send("events:tasks:updates", {"taskId": "t2", "agent": "ml-engineer", "status": "failed"})
+    ingest.send("events:training:progress", {"projectId": "proj-1", "step": 100, "loss": 0.42,
+                                             "wer": 0.12, "learning_rate": 0.001})
+    ingest.send("events:rag:queries", {"duration_seconds": 0.3, "success": True, "cache_hit": True,
+                                       "relevance_score": 0.9, "confidence_score": 0.4,
+                                       "fallback": False, "source": "docs"})
+    ingest.send("events:rag:queries", {"duration_seconds": 2.0, "success": True, "fallback": True,
+                                       "cache_hit": False})
+    ingest.send("events:rag:queries", {"duration_seconds": 5.0, "success": False})
+    ingest.send("events:workflows:steps", {"workflowId": "wf", "stepId": "embed", "duration_seconds": 650})
+    ingest.send("events:errors:monitoring", {"component": "gpu_metrics_collector", "error": "boom"})
+    ingest.send("events:metrics", {"metric_name": "swarm_total_agents", "value": 7, "unit": "count",
+                                   "tags": {"component": "swarm"}, "collector": "agent"})
+    s = ingest.samples()
+    assert value(s, "agent_busy", agent="ml-engineer") == 1
+    assert value(s, "agent_current_tasks", agent="ml-engineer") == 3
+    assert value(s, "agent_available", agent="ml-engineer") == 1
+    assert value(s, "agent_busy", agent="ai-1") == 0
+    assert value(s, "agent_available", agent="ai-1") == 0
+    assert value(s, "agent_queue_depth", agent="ai-1") == 4
+    assert value(s, "agent_load_ratio", agent="ai-1") == 0.5
+    assert value(s, "agent_last_seen_timestamp_seconds", agent="ai-1") > 1.7e9
+    assert value(s, "agent_tasks_total", agent="ml-engineer", status="done") == 1
+    assert value(s, "agent_tasks_total", agent="ml-engineer", status="failed") == 1
+    assert value(s, "agent_task_duration_seconds_bucket", agent="ml-engineer", status="done", le="1800.0") == 1
+    assert value(s, "agent_task_duration_seconds_bucket", agent="ml-engineer", status="done", le="1200.0") == 0
+    assert value(s, "agent_task_duration_seconds_count", agent="ml-engineer", status="failed") is None
+    assert value(s, "training_loss", project="proj-1") == 0.42
+    assert value(s, "training_wer", project="proj-1") == 0.12
+    assert value(s, "training_step", project="proj-1") == 100
+    assert value(s, "training_metric", project="proj-1", name="learning_rate") == 0.001
+    assert value(s, "training_updates_total", project="proj-1") == 1
+    assert value(s, "rag_queries_total", source="docs", outcome="success") == 1
+    assert value(s, "rag_queries_total", source="default", outcome="fallback") == 1
+    assert value(s, "rag_queries_total", source="default", outcome="failure") == 1
+    assert value(s, "rag_cache_requests_total", source="docs", result="hit") == 1
+    assert value(s, "rag_cache_requests_total", source="default", result="miss") == 1
+    assert value(s, "rag_confidence_score_bucket", source="docs", le="0.5") == 1
+    assert value(s, "rag_query_duration_seconds_count", source="default") == 2
+    assert value(s, "workflow_step_duration_seconds_bucket", workflow="wf", step="embed", le="600.0") == 0
+    assert value(s, "workflow_step_duration_seconds_bucket", workflow="wf", step="embed", le="900.0") == 1
+    assert value(s, "agent_errors_total", kind="monitoring", component="gpu_metrics_collector") == 1
+    assert value(s, "swarm_total_agents", component="swarm") == 7
+    assert value(s, "agent_exporter_events_total", source="events:rag:queries", type="rag") == 3
+    assert value(s, "agent_exporter_event_lag_seconds_count", source="events:tasks:updates") == 1
+
+
+def test_diverged_loss_is_kept_as_nan_and_inf():
+    ingest = Ingest()
+    ingest.send("events:training:progress", {"projectId": "p", "loss": "NaN", "wer": "Infinity"})
+    s = ingest.samples()
+    assert math.isnan(value(s, "training_loss", project="p"))
+    assert value(s, "training_wer", project="p") == math.inf
+
+
+BAD_EVENTS = [
+    ("events:tasks:updates", b"{not json", "not_json"),
+    ("events:tasks:updates", b"[1]", "not_object"),
+    ("events:tasks:updates", b'"a string"', "not_object"),
+    ("events:tasks:updates", {"agent": "a"}, "missing_field"),
+    ("events:tasks:updates", {"agent": "a", "status": "done", "duration_seconds": "12"}, "bad_type"),
+    ("events:tasks:updates", {"agent": "a", "status": "done", "duration_seconds": -1}, "negative"),
+    ("events:tasks:updates", {"agent": "a", "status": "done", "duration_seconds": True}, "bad_type"),
+    ("events:tasks:updates", {"agent": "a" * 129, "status": "done"}, "label_too_long"),
+    ("events:tasks:updates", {"agent": "a", "status": "done", "timestamp": "yesterday"}, "bad_timestamp"),
+    ("events:tasks:updates", b'{"agent":"a","status":"done","duration_seconds":1e999}', "not_json"),
+    ("events:rag:queries", {"duration_seconds": 1, "success": True, "relevance_score": 1.5}, "out_of_range"),
+    ("events:rag:queries", {"duration_seconds": 1}, "missing_field"),
+    ("events:agents:status", {"status": "busy"}, "missing_field"),
+    ("events:metrics", {"metric_name": "bad name", "value": 1}, "bad_metric_name"),
+    ("events:metrics", {"metric_name": "agent_tasks_total", "value": 1}, "metric_name_collision"),
+    ("events:metrics", {"metric_name": "ok_metric", "value": 1, "tags": {"bad-label": "x"}}, "bad_label_name"),
+    ("events:tasks:updates", b'{"agent":"' + b"x" * 70000 + b'"}', "too_large"),
+]
+
+
+def test_each_bad_event_is_dropped_whole_and_counted_by_reason():
+    ingest = Ingest()
+    ingest.domains["metrics"].reserved = lambda name: name == "agent_tasks_total"
+    for channel, event, _ in BAD_EVENTS:
+        ingest.send(channel, event)
+    assert ingest.series() == {}, "an invalid event left a series behind"
+    s = ingest.samples()
+    expected: dict[tuple[str, str], int] = {}
+    for channel, _, reason in BAD_EVENTS:
+        expected[(channel, reason)] = expected.get((channel, reason), 0) + 1
+    for (channel, reason), count in expected.items():
+        assert value(s, "agent_exporter_events_invalid_total", source=channel, reason=reason) == count, reason
+    ingest.send("events:tasks:updates", {"agent": "a", "status": "done"})
+    assert value(ingest.samples(), "agent_tasks_total", agent="a", status="done") == 1
+
+
+def test_a_late_bad_field_applies_nothing_of_the_event():
+    ingest = Ingest()
+    ingest.send("events:agents:status", {"agentType": "a", "status": "busy", "taskCount": 2,
+                                         "queueDepth": 1, "load": "high"})
+    ingest.send("events:training:progress",
+                b'{"projectId": "p", "step": 1, "loss": 0.5, "lr": 0.1, "wer": "high"}')
+    assert ingest.series() == {}
+
+
+def test_a_batch_applies_each_valid_element_and_counts_the_rest():
+    ingest = Ingest()
+    ingest.send("events:tasks:updates", [{"agent": "a", "status": "done"}, {"agent": "a"}, 7,
+                                         {"agent": "b", "status": "done"}])
+    s = ingest.samples()
+    assert value(s, "agent_tasks_total", agent="a", status="done") == 1
+    assert value(s, "agent_tasks_total", agent="b", status="done") == 1
+    assert value(s, "agent_exporter_events_invalid_total", source="events:tasks:updates",
+                 reason="missing_field") == 1
+    assert value(s, "agent_exporter_events_invalid_total", source="events:tasks:updates",
+                 reason="not_object") == 1
+
+
+def test_sequence_gaps_count_lost_events_per_publisher():
+    ingest = Ingest()
+    for seq in (1, 2, 5, 6, 10):
+        ingest.send("events:tasks:updates", {"agent": "a", "status": "done", "_pub": "p1", "_seq": seq})
+    for seq in (1, 2):  # another publisher, no gap; then p1 restarts at 1: not a loss
+        ingest.send("events:tasks:updates", {"agent": "a", "status": "done", "_pub": "p2", "_seq": seq})
+    ingest.send("events:tasks:updates", {"agent": "a", "status": "done", "_pub": "p1", "_seq": 1})
+    assert value(ingest.samples(), "agent_exporter_events_lost_total", source="events:tasks:updates") == 5
+
+
+def test_generic_records_follow_their_mapping():
+    from exporter.domains.generic import parse_mappings
+
+    ingest = Ingest()
+    ingest.domains["metrics"].reload(parse_mappings([
+        {"match": "cpu_utilization_percent", "name": "host_cpu_utilization_ratio", "scale": 0.01,
+         "labels": ["component"]},
+        {"match": "requests", "type": "counter"},
+        {"match": "latency", "type": "histogram", "buckets": [0.1, 1]},
+        {"match": "rag_avg_*", "drop": True},
+    ], "metrics", "test"))
+    record = {"collector": "system", "hostname": "h", "environment": "prod", "version": "1"}
+    ingest.send("events:metrics", {**record, "metric_name": "cpu_utilization_percent", "value": 55,
+                                   "unit": "percent", "tags": {"component": "system", "x": "y"}})
+    for _ in range(3):
+        ingest.send("events:metrics", {"metric_name": "requests", "value": 2})
+    ingest.send("events:metrics", {"metric_name": "latency", "value": 0.5})
+    ingest.send("events:metrics", {"metric_name": "rag_avg_query_time", "value": 1})
+    ingest.send("events:metrics", {"metric_name": "requests", "value": -1})
+    s = ingest.samples()
+    assert value(s, "host_cpu_utilization_ratio", component="system") == 0.55
+    assert value(s, "requests_total") == 6
+    assert value(s, "latency_bucket", le="1.0") == 1
+    assert "rag_avg_query_time" not in ingest.series()
+    assert value(s, "agent_exporter_events_invalid_total", source="events:metrics", reason="negative") == 1
+    ingest.send("events:metrics", {"metric_name": "requests", "value": 1, "tags": {"a": "b"}})
+    assert value(ingest.samples(), "agent_exporter_events_invalid_total", source="events:metrics",
+                 reason="label_mismatch") == 1
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**60, 2**60) | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    max_leaves=20)
+field_names = st.sampled_from(["agentType", "agentId", "status", "taskCount", "queueDepth", "load",
+                               "available", "agent", "taskId", "duration_seconds", "projectId",
+                               "step", "loss", "wer", "success", "cache_hit", "fallback",
+                               "relevance_score", "confidence_score", "source", "workflowId",
+                               "stepId", "component", "metric_name", "value", "tags", "timestamp"])
+events = st.dictionaries(field_names, json_values, max_size=8)
+channels = st.sampled_from(["events:agents:status", "events:tasks:updates", "events:training:progress",
+                            "events:rag:queries", "events:workflows:steps", "events:errors:x",
+                            "events:metrics"])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(channel=channels, event=events | st.binary(max_size=64))
+def test_any_input_is_either_applied_or_counted_never_raised(channel, event):
+    ingest = Ingest()
+    payload = event if isinstance(event, bytes) else orjson.dumps(event)
+    ingest.send(channel, payload)
+    s = ingest.samples()
+    applied = sum(v for (name, _), v in s.items() if name == "agent_exporter_events_total")
+    rejected = sum(v for (name, _), v in s.items() if name == "agent_exporter_events_invalid_total")
+    assert applied + rejected == 1
+    if rejected:
+        assert ingest.series() == {}
+    assert "".join(ingest.store.render())  # and it still renders

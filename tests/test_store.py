@@ -1,0 +1,84 @@
+"""The metric store: exposition that parsers accept, budgets, expiry and checkpoints."""
+from __future__ import annotations
+
+import math
+
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from exporter.store import OVERFLOW, Store
+
+
+def make_store(**kwargs) -> Store:
+    store = Store(**kwargs)
+    counter = store.family("jobs_total", "counter", "Jobs.", ["agent", "status"])
+    gauge = store.family("temp_celsius", "gauge", 'Temp with "quotes" \\ and\nnewline.', ["room"])
+    hist = store.family("wait_seconds", "histogram", "Waits.", ["queue"], [0.1, 1, 10])
+    with store.lock:
+        counter.inc(("a", "done"))
+        counter.inc(("a", "done"), 2)
+        counter.inc(('we"ird\\', "fail\n"))
+        gauge.set(("lab",), -3.5)
+        for v in (0.05, 0.1, 0.5, 20):
+            hist.observe(("q",), v)
+    return store
+
+
+def test_text_exposition_parses_with_the_values_applied():
+    families = {f.name: f for f in parse_text("".join(make_store().render()))}
+    jobs = {tuple(sorted(s.labels.items())): s.value for s in families["jobs"].samples}
+    assert jobs[(("agent", "a"), ("status", "done"))] == 3
+    assert jobs[(("agent", 'we"ird\\'), ("status", "fail\n"))] == 1
+    assert families["temp_celsius"].documentation == 'Temp with "quotes" \\ and\nnewline.'
+    assert families["temp_celsius"].samples[0].value == -3.5
+    buckets = {s.labels["le"]: s.value for s in families["wait_seconds"].samples
+               if s.name.endswith("_bucket")}
+    # le is inclusive: 0.1 lands in the 0.1 bucket
+    assert buckets == {"0.1": 2, "1.0": 3, "10.0": 3, "+Inf": 4}
+    sums = {s.name: s.value for s in families["wait_seconds"].samples}
+    assert sums["wait_seconds_count"] == 4 and math.isclose(sums["wait_seconds_sum"], 20.65)
+
+
+def test_openmetrics_exposition_parses():
+    text = "".join(make_store().render(openmetrics=True)) + "# EOF\n"
+    families = {f.name: f for f in parse_om(text)}
+    assert families["jobs"].type == "counter"
+    assert {s.name for s in families["jobs"].samples} == {"jobs_total"}
+    assert families["wait_seconds"].type == "histogram"
+
+
+def test_budget_folds_new_label_sets_into_overflow_and_counts_them():
+    store = Store(default_budget=3)
+    family = store.family("agent_busy", "gauge", "Busy.", ["agent"])
+    with store.lock:
+        for i in range(10):
+            family.set((f"agent-{i}",), 1)
+        family.set(("agent-0",), 0)  # an existing series still updates
+    assert len(family.series) == 4  # 3 within budget + the overflow series
+    assert family.series[("agent-0",)].value == 0
+    assert family.series[(OVERFLOW,)].value == 1
+    assert store.families["agent_exporter_series_overflow_total"].series[("agent_busy",)].value == 7
+
+
+def test_stale_series_expire_and_are_counted():
+    store = Store(default_ttl=60)
+    family = store.family("agent_busy", "gauge", "Busy.", ["agent"])
+    with store.lock:
+        store.clock.now = 1000.0
+        family.set(("old",), 1)
+        store.clock.now = 1100.0
+        family.set(("new",), 1)
+    store.expire(now=1100.0)
+    assert set(family.series) == {("new",)}
+    assert store.families["agent_exporter_series_expired_total"].series[("agent_busy",)].value == 1
+
+
+def test_checkpoint_round_trip_restores_every_value():
+    original = make_store()
+    with original.lock:
+        snapshot = original.dump()
+    restored = make_store()
+    for family in restored.families.values():
+        family.series.clear()
+    restored.load(snapshot)
+    assert "".join(restored.render()) == "".join(original.render())
