@@ -77,7 +77,8 @@ class CollectorSet:
                 success.add_metric([name], 0)
                 continue
             except Exception as exc:
-                self._complain(name, repr(exc))
+                # Not repr(): redis-py's errors print as "network:TimeoutError", without why.
+                self._complain(name, f"{type(exc).__name__}: {exc}")
                 duration.add_metric([name], 0.0)
                 success.add_metric([name], 0)
                 continue
@@ -124,3 +125,4 @@ def enabled(config) -> dict[str, Collector]:
 
 
 from . import redis_state  # noqa: E402,F401  (registration side effects)
+from . import gpu, host  # noqa: E402,F401  (registration side effects)
