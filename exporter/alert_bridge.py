@@ -1,18 +1,240 @@
-"""Alertmanager webhook → Redis `events:alerts:<category>` (placeholder until the bridge lands)."""
+"""The alert bridge: Alertmanager's webhook (POST /alertmanager) → Redis `events:alerts:<category>`.
+
+Agents learn about alerts the way seed 000 has them do it: by subscribing to
+`events:alerts:training|gpu|system|distribution|…`. Alertmanager does the routing, grouping,
+inhibition and cool-down; the bridge only turns each alert of a notification into one message in
+the seed's shape, prints it in seed 004's console format (the console channel) and counts it.
+
+Alertmanager retries a webhook only on 5xx and drops it on 4xx, so the answers are chosen for
+that: a payload that can never succeed gets a 4xx with the reason, and a Redis failure gets a 503
+so the notification comes again — an alert is never lost silently. All alerts of one payload go
+out in one MULTI/EXEC, so a retry does not duplicate half of them.
+"""
 from __future__ import annotations
 
+import hmac
+import logging
+import os
+import re
+from datetime import datetime, timezone
 from typing import Any
 
-DEFAULT_ALERT_BRIDGE: dict[str, Any] = {"max_body_bytes": 1048576}
+import orjson
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .channels import ALERTS
+from .config import ConfigError, expect, expect_mapping
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "AGENT_EXPORTER_ALERT_BRIDGE_TOKEN"
+DEFAULT_CATEGORY = "system"
+# A category becomes part of a channel name: keep it to a plain word, else use the default.
+CATEGORY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+LOUD = {"critical", "high", "warning"}  # firing alerts of these severities log at WARNING
+TEXT = "text/plain; charset=utf-8"
+
+DEFAULT_ALERT_BRIDGE: dict[str, Any] = {
+    "enabled": True,
+    "token_file": None,
+    "max_body_bytes": 1048576,
+    "channel_prefix": ALERTS,
+}
+
+
+def read_token(path: str) -> str:
+    """The bearer token in `path` (surrounding whitespace stripped); OSError/ValueError if unusable."""
+    with open(path, encoding="utf-8") as handle:
+        token = handle.read().strip()
+    if not token:
+        raise ValueError("the file is empty")
+    return token
 
 
 def parse_alert_bridge(value: Any, key: str, origin: str) -> dict[str, Any]:
-    return {**DEFAULT_ALERT_BRIDGE, **value}
+    """The `alert_bridge` section; the token file must be readable now, so a typo stops start-up."""
+    expect_mapping(value, set(DEFAULT_ALERT_BRIDGE), key, origin)
+    out = {**DEFAULT_ALERT_BRIDGE, **value}
+    expect(out["enabled"], bool, f"{key}.enabled", origin)
+    expect(out["max_body_bytes"], int, f"{key}.max_body_bytes", origin)
+    if out["max_body_bytes"] <= 0:
+        raise ConfigError(f"{key}.max_body_bytes",
+                          f"must be greater than 0, got {out['max_body_bytes']}", origin)
+    expect(out["channel_prefix"], str, f"{key}.channel_prefix", origin)
+    if not out["channel_prefix"]:
+        raise ConfigError(f"{key}.channel_prefix", "must not be empty", origin)
+    if out["token_file"] is not None:
+        expect(out["token_file"], str, f"{key}.token_file", origin)
+        try:
+            read_token(out["token_file"])
+        except OSError as exc:
+            raise ConfigError(f"{key}.token_file",
+                              f"cannot read {out['token_file']}: {exc.strerror}", origin) from None
+        except ValueError as exc:
+            raise ConfigError(f"{key}.token_file", f"{out['token_file']}: {exc}", origin) from None
+    return out
+
+
+class PayloadError(ValueError):
+    """The webhook body is not an Alertmanager version 4 payload; the message says why."""
+
+
+def _strings(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise PayloadError(f"{where} must be an object of strings")
+    return value
+
+
+def parse_payload(body: bytes) -> list[dict[str, Any]]:
+    """The alerts of a webhook body, each checked; raises PayloadError before anything is sent."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"malformed JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise PayloadError("expected a JSON object (Alertmanager webhook payload)")
+    if str(payload.get("version", "4")) != "4":
+        raise PayloadError(f"unsupported webhook payload version {payload['version']!r} "
+                           "(expected \"4\")")
+    alerts = payload.get("alerts")
+    if not isinstance(alerts, list):
+        raise PayloadError("\"alerts\" must be a list")
+    for n, alert in enumerate(alerts):
+        where = f"alerts[{n}]"
+        if not isinstance(alert, dict):
+            raise PayloadError(f"{where} must be an object")
+        labels = _strings(alert.get("labels"), f"{where}.labels")
+        if not labels.get("alertname"):
+            raise PayloadError(f"{where}.labels has no alertname")
+        _strings(alert.get("annotations", {}), f"{where}.annotations")
+        if alert.get("status") not in ("firing", "resolved"):
+            raise PayloadError(f"{where}.status must be \"firing\" or \"resolved\"")
+        for field in ("startsAt", "endsAt", "generatorURL", "fingerprint"):
+            if not isinstance(alert.get(field, ""), str):
+                raise PayloadError(f"{where}.{field} must be a string")
+    return alerts
+
+
+def seed_message(alert: dict[str, Any]) -> dict[str, Any]:
+    """One alert in seed 000's `events:alerts:*` shape, plus what Alertmanager knows about it."""
+    labels: dict[str, str] = alert["labels"]
+    notes: dict[str, str] = alert.get("annotations", {})
+    message = {
+        "severity": labels.get("severity", "unknown"),
+        "type": labels["alertname"],
+        "message": notes.get("summary") or notes.get("description") or labels["alertname"],
+        "description": notes.get("description", ""),
+        "recommendation": notes.get("recommendation", ""),
+        "status": alert["status"],
+        "category": category(labels),
+        "labels": labels,
+        "startsAt": alert.get("startsAt", ""),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if alert["status"] == "resolved":  # a firing alert's endsAt is Go's zero time or a guess
+        message["endsAt"] = alert.get("endsAt", "")
+    for field in ("fingerprint", "generatorURL"):
+        if alert.get(field):
+            message[field] = alert[field]
+    if notes.get("runbook_url"):
+        message["runbook_url"] = notes["runbook_url"]
+    return message
+
+
+def category(labels: dict[str, str]) -> str:
+    value = labels.get("category", "")
+    return value if CATEGORY_RE.match(value) else DEFAULT_CATEGORY
+
+
+def console_text(message: dict[str, Any], notes: dict[str, str]) -> str:
+    """Seed 004's ConsoleAlertChannel format. Alertmanager does not carry the sample value: a rule
+    may put it in `value` / `threshold` annotations, else the description (which says both) follows.
+    """
+    resolved = message["status"] == "resolved"
+    when = message.get("endsAt", "") if resolved else message["startsAt"]
+    tags = {k: v for k, v in sorted(message["labels"].items()) if k not in ("alertname", "severity")}
+    lines = [f"[{message['severity'].upper()} ALERT{' RESOLVED' if resolved else ''}] {when}",
+             f"Metric: {message['type']}",
+             f"Current Value: {notes.get('value', 'N/A')}",
+             f"Threshold: {notes.get('threshold', 'N/A')}",
+             f"Tags: {tags}",
+             f"Message: {message['message']}"]
+    lines += [f"{name.capitalize()}: {message[name]}" for name in ("description", "recommendation")
+              if message[name]]
+    return "\n".join(lines)
 
 
 class AlertBridge:
-    def __init__(self, config: Any, store: Any) -> None:
-        self.max_body_bytes = config.alert_bridge["max_body_bytes"]
+    """The handler behind POST /alertmanager (mounted by exporter.app)."""
+
+    def __init__(self, config: Any, store: Store) -> None:
+        settings = config.alert_bridge
+        self.enabled: bool = settings["enabled"]
+        self.max_body_bytes: int = settings["max_body_bytes"]
+        self.prefix: str = settings["channel_prefix"]
+        self.token_file: str | None = settings["token_file"]
+        self.env_token: str | None = os.environ.get(TOKEN_ENV) or None
+        # One client for the process: redis-py reconnects by itself on the next call. One quick
+        # retry covers a pooled connection that died with a Redis restart; beyond that the
+        # answer is 503 and Alertmanager's own backoff takes over.
+        self.redis = redis.Redis.from_url(config.redis_url, socket_connect_timeout=2,
+                                          socket_timeout=5, retry=Retry(NoBackoff(), 1))
+        self.store = store
+        self.received = store.family(
+            "agent_exporter_alerts_received_total", "counter",
+            "Alerts received from Alertmanager on POST /alertmanager and published to Redis.",
+            ["severity", "status"], ttl=0)
+
+    def _token(self) -> str | None:
+        """The expected token; the file is read per request so a rotated secret needs no restart."""
+        if self.env_token:
+            return self.env_token
+        return read_token(self.token_file) if self.token_file else None
+
+    def _authorized(self, headers: Any) -> bool:
+        token = self._token()
+        if token is None:
+            return True
+        scheme, _, given = (headers.get("Authorization") or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                                  token.encode())
 
     def handle(self, headers: Any, body: bytes) -> tuple[int, str, bytes]:
-        return 503, "text/plain", b"alert bridge not implemented\n"
+        if not self.enabled:
+            return 404, TEXT, b"alert bridge disabled (alert_bridge.enabled: false)\n"
+        try:
+            if not self._authorized(headers):
+                return 401, TEXT, b"missing or wrong bearer token\n"
+        except (OSError, ValueError) as exc:
+            log.error("alert bridge: cannot read alert_bridge.token_file %s: %s",
+                      self.token_file, exc)
+            return 500, TEXT, b"alert bridge token file unreadable\n"
+        try:
+            alerts = parse_payload(body)
+        except PayloadError as exc:
+            log.warning("alert bridge: rejected a payload: %s", exc)
+            return 400, TEXT, f"{exc}\n".encode()
+
+        messages = [seed_message(alert) for alert in alerts]
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            for message in messages:
+                pipe.publish(self.prefix + message["category"], orjson.dumps(message))
+            if messages:
+                pipe.execute()
+        except redis.RedisError as exc:
+            log.error("alert bridge: Redis unavailable, %d alert(s) not published (Alertmanager "
+                      "will retry): %s", len(messages), exc)
+            return 503, TEXT, f"Redis unavailable: {exc}\n".encode()
+
+        for alert, message in zip(alerts, messages):
+            loud = message["status"] == "firing" and message["severity"] in LOUD
+            log.log(logging.WARNING if loud else logging.INFO, "%s",
+                    console_text(message, alert.get("annotations", {})))
+        with self.store.lock:
+            for message in messages:
+                self.received.inc((message["severity"], message["status"]))
+        return 200, TEXT, f"published {len(messages)} alert(s)\n".encode()

@@ -1,0 +1,239 @@
+"""The alert bridge (POST /alertmanager) on a real exporter and a real redis-server."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+import redis
+import requests
+
+from exporter.config import ConfigError, load
+from procs import RedisServer, value, wait_until
+
+
+
+def alert(alertname: str = "GpuTemperatureCritical", severity: str = "critical",
+          category: str | None = "gpu", status: str = "firing", **labels: str) -> dict[str, Any]:
+    """One alert as Alertmanager's webhook (version 4) sends it."""
+    all_labels = {"alertname": alertname, "severity": severity, **labels}
+    if category is not None:
+        all_labels["category"] = category
+    return {
+        "status": status,
+        "labels": all_labels,
+        "annotations": {"summary": f"{alertname} on gpu 0", "description": "GPU 0 is at 91 °C.",
+                        "recommendation": "Check cooling system and reduce load",
+                        "runbook_url": "https://example.com/runbooks/gpu"},
+        "startsAt": "2026-11-22T10:00:00Z",
+        "endsAt": "2026-11-22T10:05:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph?g0.expr=gpu_temperature_celsius",
+        "fingerprint": "f" * 16,
+    }
+
+
+def payload(*alerts: dict[str, Any]) -> bytes:
+    status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
+    return orjson.dumps({"version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0,
+                         "status": status, "receiver": "redis-bridge", "groupLabels": {},
+                         "commonLabels": {}, "commonAnnotations": {},
+                         "externalURL": "http://alertmanager:9093", "alerts": list(alerts)})
+
+
+def post(url: str, body: bytes, token: str | None = None) -> requests.Response:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return requests.post(url + "/alertmanager", data=body, headers=headers, timeout=10)
+
+
+class Subscriber:
+    """A Redis pub/sub subscriber on events:alerts:* that collects the decoded messages."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.client = redis.Redis.from_url(redis_url)
+        self.pubsub = self.client.pubsub()
+        self.pubsub.psubscribe("events:alerts:*")
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        wait_until(lambda: (self.pubsub.get_message(timeout=0.1) or {}).get("type") == "psubscribe",
+                   message="Redis to confirm the subscription")
+
+    def poll(self) -> list[tuple[str, dict[str, Any]]]:
+        while (message := self.pubsub.get_message(timeout=0.05)) is not None:
+            if message["type"] == "pmessage":
+                self.received.append((message["channel"].decode(), orjson.loads(message["data"])))
+        return self.received
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[str, dict[str, Any]]]:
+        return wait_until(lambda: len(self.poll()) >= count and self.received, timeout=timeout,
+                          message=f"{count} message(s) on events:alerts:*")
+
+    def close(self) -> None:
+        self.pubsub.close()
+        self.client.close()
+
+
+@pytest.fixture()
+def subscriber(redis_url: str):
+    sub = Subscriber(redis_url)
+    yield sub
+    sub.close()
+
+
+def test_alerts_are_published_in_the_seed_shape_logged_and_counted(redis_url, start_exporter,
+                                                                     subscriber):
+    exporter = start_exporter(redis_url)
+    gpu_alert = alert(gpu="0", instance="gpu-host:9842")
+    gpu_alert["annotations"].update(value="91", threshold="90")
+    response = post(exporter.url, payload(
+        gpu_alert,
+        alert("LossPlateau", "warning", "training", project="proj-1"),
+        alert("ExporterNote", "info", category=None, status="resolved")))
+    assert response.status_code == 200, response.text
+
+    received = dict(subscriber.wait_for(3))
+    gpu = received["events:alerts:gpu"]
+    assert gpu["severity"] == "critical"
+    assert gpu["type"] == "GpuTemperatureCritical"
+    assert gpu["message"] == "GpuTemperatureCritical on gpu 0"
+    assert gpu["description"] == "GPU 0 is at 91 °C."
+    assert gpu["recommendation"] == "Check cooling system and reduce load"
+    assert gpu["status"] == "firing"
+    assert gpu["category"] == "gpu"
+    assert gpu["labels"]["gpu"] == "0" and gpu["labels"]["instance"] == "gpu-host:9842"
+    assert gpu["startsAt"] == "2026-11-22T10:00:00Z"
+    assert gpu["runbook_url"] == "https://example.com/runbooks/gpu"
+    assert gpu["fingerprint"] == "f" * 16
+    assert gpu["generatorURL"].startswith("http://prometheus:9090/")
+    assert "endsAt" not in gpu  # Alertmanager sends Go's zero time for a firing alert
+    assert received["events:alerts:training"]["labels"]["project"] == "proj-1"
+    system = received["events:alerts:system"]  # no category label: the seed's system channel
+    assert system["status"] == "resolved" and system["endsAt"] == "2026-11-22T10:05:00Z"
+
+    samples = exporter.samples()
+    assert value(samples, "agent_exporter_alerts_received_total",
+                 severity="critical", status="firing") == 1
+    assert value(samples, "agent_exporter_alerts_received_total",
+                 severity="info", status="resolved") == 1
+
+    log = exporter.proc.log()
+    assert ("WARNING exporter.alert_bridge: [CRITICAL ALERT] 2026-11-22T10:00:00Z\n"
+            "Metric: GpuTemperatureCritical\n"
+            "Current Value: 91\n"
+            "Threshold: 90\n"
+            "Tags: {'category': 'gpu', 'gpu': '0', 'instance': 'gpu-host:9842'}\n"
+            "Message: GpuTemperatureCritical on gpu 0\n"
+            "Description: GPU 0 is at 91 °C.\n"
+            "Recommendation: Check cooling system and reduce load\n") in log
+    assert "WARNING exporter.alert_bridge: [WARNING ALERT] 2026-11-22T10:00:00Z\n" in log
+    assert ("INFO exporter.alert_bridge: [INFO ALERT RESOLVED] 2026-11-22T10:05:00Z\n"
+            "Metric: ExporterNote\nCurrent Value: N/A\nThreshold: N/A\nTags: {}\n") in log
+
+
+@pytest.mark.parametrize("how", ["token_file", "env"])
+def test_bearer_token_is_required_when_configured(redis_url, start_exporter, subscriber,
+                                                  tmp_path, how):
+    if how == "token_file":
+        token_file = tmp_path / "bridge_token"
+        token_file.write_text("s3cret-token\n")
+        exporter = start_exporter(redis_url,
+                                  config=f"alert_bridge:\n  token_file: {token_file}\n")
+    else:
+        exporter = start_exporter(redis_url,
+                                  env={"AGENT_EXPORTER_ALERT_BRIDGE_TOKEN": "s3cret-token"})
+    body = payload(alert())
+    assert post(exporter.url, body).status_code == 401
+    assert post(exporter.url, body, token="wrong").status_code == 401
+    assert post(exporter.url, body, token="s3cret-token").status_code == 200
+    assert len(subscriber.wait_for(1)) == 1
+    assert subscriber.poll() == subscriber.received[:1], "rejected requests published nothing"
+
+
+MALFORMED = [
+    (b"{not json", "malformed JSON"),
+    (b"[]", "expected a JSON object"),
+    (orjson.dumps({"version": "3", "alerts": []}), "unsupported webhook payload version"),
+    (orjson.dumps({"version": "4"}), '"alerts" must be a list'),
+    (payload(alert(), {**alert(), "labels": {"severity": "critical"}}),
+     "alerts[1].labels has no alertname"),
+    (payload({**alert(), "status": "pending"}), "alerts[0].status must be"),
+    (payload({**alert(), "labels": {"alertname": "X", "n": 1}}), "alerts[0].labels must be"),
+    (payload({**alert(), "annotations": []}), "alerts[0].annotations must be"),
+    (payload({**alert(), "startsAt": 5}), "alerts[0].startsAt must be a string"),
+]
+
+
+def test_malformed_payloads_get_400_with_the_reason_and_publish_nothing(
+        redis_url, start_exporter, subscriber):
+    exporter = start_exporter(redis_url)  # one exporter for all cases: start-up dominates
+    for body, reason in MALFORMED:
+        response = post(exporter.url, body)
+        assert (response.status_code, reason in response.text) == (400, True), \
+            (reason, response.text)
+    # a good payload afterwards is the only thing that arrives: the bad ones sent nothing, not
+    # even the valid first alert of a payload whose second alert was bad
+    assert post(exporter.url, payload(alert("After"))).status_code == 200
+    assert [m["type"] for _, m in subscriber.wait_for(1)] == ["After"]
+
+
+def test_oversized_body_gets_413(redis_url, start_exporter):
+    exporter = start_exporter(redis_url,
+                              config="alert_bridge:\n  max_body_bytes: 2000\n")
+    small = payload(alert())
+    assert post(exporter.url, small).status_code == 200
+    big = payload(*[alert(f"A{n}") for n in range(20)])
+    assert len(big) > 2000
+    assert post(exporter.url, big).status_code == 413
+
+
+def test_disabled_bridge_answers_404(redis_url, start_exporter):
+    exporter = start_exporter(redis_url,
+                              config="alert_bridge:\n  enabled: false\n")
+    assert post(exporter.url, payload(alert())).status_code == 404
+
+
+def test_redis_down_gets_503_and_the_retry_is_delivered(tmp_path, start_exporter):
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        exporter = start_exporter(server.url)
+        server.stop()
+        body = payload(alert(), alert("Second", "warning", "tasks"))
+        response = post(exporter.url, body)
+        assert response.status_code == 503
+        assert "Redis unavailable" in response.text
+        assert value(exporter.samples(), "agent_exporter_alerts_received_total",
+                     severity="critical", status="firing") is None
+
+        server.start()  # same port: Alertmanager's retry now gets through
+        sub = Subscriber(server.url)
+        try:
+            assert post(exporter.url, body).status_code == 200
+            assert sorted(c for c, _ in sub.wait_for(2)) == ["events:alerts:gpu",
+                                                             "events:alerts:tasks"]
+        finally:
+            sub.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("section, key", [
+    ("alert_bridge:\n  tokenfile: x\n", "alert_bridge.tokenfile: unknown key"),
+    ("alert_bridge:\n  token_file: /nonexistent/token\n", "alert_bridge.token_file: cannot read"),
+    ("alert_bridge:\n  max_body_bytes: 0\n", "alert_bridge.max_body_bytes: must be greater"),
+    ("alert_bridge:\n  enabled: yes please\n", "alert_bridge.enabled: expected true or false"),
+    ("alert_bridge:\n  channel_prefix: ''\n", "alert_bridge.channel_prefix: must not be empty"),
+])
+def test_bad_alert_bridge_settings_name_the_key(tmp_path, section, key):
+    path = tmp_path / "c.yml"
+    path.write_text(section)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load(str(path), env={})
+
+
+def test_empty_token_file_is_refused(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("\n")
+    path = tmp_path / "c.yml"
+    path.write_text(f"alert_bridge:\n  token_file: {token}\n")
+    with pytest.raises(ConfigError, match=r"alert_bridge\.token_file: .* the file is empty"):
+        load(str(path), env={})
