@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import exposition
@@ -15,12 +17,13 @@ from prometheus_client.openmetrics import exposition as om_exposition
 
 from . import __version__, collectors
 from .alert_bridge import AlertBridge
-from .config import Config
+from .config import Config, ConfigError
 from .dispatcher import Dispatcher
 from .domains import create_domains
 from .server import Server
 from .sources import RedisHealth, Source
 from .sources.pubsub import PubSubSource
+from .sources.streams import StreamsSource
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -29,32 +32,42 @@ RESERVED_PREFIXES = ("agent_exporter_", "process_", "python_")
 SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created", "_info")
 
 
-class StoreStats:
-    """`agent_exporter_series{metric}`: how much of each family's budget is in use."""
+class ExporterStats:
+    """Read at scrape time: series held per family, and the pub/sub canary's age."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, sources: list[Source]) -> None:
         self.store = store
+        self.canaries = [s for s in sources if isinstance(s, PubSubSource)]
 
-    def describe(self):
+    def describe(self) -> list:
         return []
 
     def collect(self):
-        family = GaugeMetricFamily("agent_exporter_series",
+        series = GaugeMetricFamily("agent_exporter_series",
                                    "Series currently held per event-fed metric family.",
                                    labels=["metric"])
         for name, count in self.store.series_count().items():
-            family.add_metric([name], count)
-        yield family
+            series.add_metric([name], count)
+        yield series
+        for source in self.canaries:
+            yield GaugeMetricFamily("agent_exporter_canary_age_seconds",
+                                    "Seconds since the exporter's own pub/sub canary last came "
+                                    "back; grows when the subscription is dead.",
+                                    value=source.canary_age())
 
 
 class Exporter:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, reload: Callable[[], Config] | None = None) -> None:
+        """`reload` re-reads the configuration the way start-up did (for SIGHUP)."""
         self.config = config
+        self._reload = reload
+        self._threads: list[threading.Thread] = []
         self.stop = threading.Event()
         self.store = Store(config.series_budget, config.series_ttl_seconds or None)
         build = self.store.family("agent_exporter_build_info", "gauge",
                                   "Always 1; the version label says which exporter runs.",
                                   ["version"], ttl=0)
+        build.persist = False
         with self.store.lock:
             build.set((__version__,), 1.0)
         self.health = RedisHealth(self.store)
@@ -66,7 +79,6 @@ class Exporter:
                          gc_collector.GCCollector):
             standard(registry=self.registry)
         self.registry.register(self.collector_set)
-        self.registry.register(StoreStats(self.store))
 
         taken: set[str] = set()
         self.domains = create_domains(self.store, config,
@@ -78,6 +90,14 @@ class Exporter:
         if config.source in ("pubsub", "both"):
             self.sources.append(PubSubSource(config.redis_url, list(routes), self.dispatcher,
                                              self.health))
+        if config.source in ("streams", "both"):
+            keys = config.streams["keys"] or config.channels
+            for key, domain in keys.items():
+                self.dispatcher.routes.setdefault(key, self.domains[domain])
+            self.sources.append(StreamsSource(config.redis_url, {k: k for k in keys},
+                                              self.dispatcher, self.health, self.store,
+                                              config.streams, config.consumer))
+        self.registry.register(ExporterStats(self.store, self.sources))
         self.bridge = AlertBridge(config, self.store)
         self.server: Server | None = None
 
@@ -92,7 +112,8 @@ class Exporter:
 
     def render(self, openmetrics: bool) -> bytes:
         self.store.expire()
-        parts = list(self.store.render(openmetrics))
+        restored = all(source.restored for source in self.sources)
+        parts = list(self.store.render(openmetrics, persisted=restored))
         if openmetrics:
             rest = om_exposition.generate_latest(self.registry).decode()
             parts.append(rest)  # ends with "# EOF"
@@ -106,21 +127,43 @@ class Exporter:
         self.server.mount("/alertmanager", self.bridge.handle, self.bridge.max_body_bytes)
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         for source in self.sources:
-            threading.Thread(target=source.run, args=(self.stop,), name=source.name,
-                             daemon=True).start()
+            thread = threading.Thread(target=source.run, args=(self.stop,), name=source.name,
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
         log.info("agent-exporter %s listening on %s, reading %s from %s", __version__,
                  self.config.listen, self.config.source, self.config.redis_url)
 
-    def shutdown(self) -> None:
+    def shutdown(self, drain_seconds: float = 8.0) -> None:
+        """Stop reading; let each source apply and checkpoint what it read; stop serving."""
         self.stop.set()
+        deadline = time.monotonic() + drain_seconds
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
 
+    def reload(self) -> None:
+        """SIGHUP: re-read the file; apply new generic mappings and key checks, or keep the old
+        configuration when the new one is bad."""
+        if self._reload is None:
+            return
+        try:
+            config = self._reload()
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        self.domains["metrics"].reload(config.metrics)
+        if "redis_state" in self.collector_set.collectors:
+            self.collector_set.collectors["redis_state"].reload(config)
+        log.info("reloaded %s", config.path or "configuration")
+
     def run(self) -> int:
-        """Serve until SIGTERM or SIGINT; returns the exit status."""
+        """Serve until SIGTERM or SIGINT; SIGHUP reloads. Returns the exit status."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload())
         self.start()
         self.stop.wait()
         log.info("shutting down")

@@ -129,6 +129,33 @@ def _int_map(value: Any, key: str, origin: str) -> dict[str, float]:
     return dict(value)
 
 
+DEFAULT_STREAMS: dict[str, Any] = {
+    "group": "agent-exporter",
+    "start": "0",
+    "batch": 500,
+    "block_ms": 1000,
+    "claim_idle_seconds": 60.0,
+    "checkpoint_seconds": 5.0,
+    "keys": None,
+}
+
+
+def _streams(value: Any, key: str, origin: str) -> dict[str, Any]:
+    expect_mapping(value, set(DEFAULT_STREAMS), key, origin)
+    merged = {**DEFAULT_STREAMS, **value}
+    expect(merged["group"], str, f"{key}.group", origin)
+    if merged["start"] not in ("0", "$"):
+        raise ConfigError(f"{key}.start", "expected \"0\" (whole stream) or \"$\" (new entries)",
+                          origin)
+    for name in ("batch", "block_ms"):
+        _positive(expect(merged[name], int, f"{key}.{name}", origin), f"{key}.{name}", origin)
+    for name in ("claim_idle_seconds", "checkpoint_seconds"):
+        _positive(expect(merged[name], (int, float), f"{key}.{name}", origin), f"{key}.{name}", origin)
+    if merged["keys"] is not None:
+        merged["keys"] = _channels(merged["keys"], f"{key}.keys", origin)
+    return merged
+
+
 def _collectors(value: Any, key: str, origin: str) -> dict[str, bool]:
     from .collectors import COLLECTORS
 
@@ -147,6 +174,8 @@ def _sections() -> dict[str, tuple[Callable[[], Any], Callable[[Any, str, str], 
     return {
         "channels": (lambda: dict(DEFAULT_CHANNELS), _channels,
                      "channel (or glob pattern) → event type"),
+        "streams": (lambda: dict(DEFAULT_STREAMS), _streams,
+                    "consumer group settings; keys: stream → event type (default: the channels)"),
         "series_budgets": (dict, _int_map, "per-metric series budget overrides"),
         "series_ttls": (dict, _int_map, "per-metric TTL overrides in seconds"),
         "collectors": (dict, _collectors, "collector name → enabled"),

@@ -6,6 +6,7 @@ NaN, Infinity and numbers beyond float range while parsing, so every number here
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from datetime import datetime
@@ -30,13 +31,17 @@ def camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+@functools.cache
+def twin(name: str) -> str:
+    """The other spelling of a field name (computed once per name, not per event)."""
+    return camel(name) if "_" in name else snake(name)
+
+
 def raw(event: Mapping[str, Any], name: str) -> Any:
     """A field by its contract name, or by its camelCase/snake_case twin."""
     value = event.get(name)
     if value is None:
-        alias = camel(name) if "_" in name else snake(name)
-        if alias != name:
-            value = event.get(alias)
+        value = event.get(twin(name))
     return value
 
 

@@ -92,6 +92,8 @@ class Family:
         self.labelnames = tuple(labelnames)
         self.budget = budget
         self.ttl = ttl
+        self.persist = True  # included in checkpoints
+        self.dynamic = False  # created at run time (generic records), recreated on restore
         self.series: dict[tuple[str, ...], Any] = {}
         self.bounds: tuple[float, ...] = ()
         self._le: tuple[str, ...] = ()
@@ -253,9 +255,12 @@ class Store:
         with self.lock:
             return {name: len(f.series) for name, f in self.families.items()}
 
-    def render(self, openmetrics: bool = False) -> Iterator[str]:
-        """The exposition text of every family, rendered in lock-held chunks."""
+    def render(self, openmetrics: bool = False, persisted: bool = True) -> Iterator[str]:
+        """The exposition text of every family, rendered in lock-held chunks. `persisted=False`
+        leaves out checkpointed families: before a restore they would look like a reset."""
         for family in list(self.families.values()):
+            if family.persist and not persisted:
+                continue
             with self.lock:
                 rows = list(family.series.values())
             if not rows:
@@ -266,15 +271,27 @@ class Store:
                     text = "".join(family.lines(rows[start:start + RENDER_CHUNK]))
                 yield text  # never yield with the lock held
 
-    def dump(self) -> dict[str, list[list[Any]]]:
-        """Every family's series, for a checkpoint (call with the lock held)."""
-        return {name: f.dump() for name, f in self.families.items() if f.series}
+    def dump(self) -> dict[str, Any]:
+        """Every family's series, for a checkpoint (call with the lock held). Families created
+        at run time carry their shape so a restore can recreate them."""
+        snapshot: dict[str, Any] = {}
+        for name, f in self.families.items():
+            if f.series and f.persist:
+                entry: dict[str, Any] = {"rows": f.dump()}
+                if f.dynamic:
+                    entry["shape"] = [f.kind, f.help, list(f.labelnames), list(f.bounds)]
+                snapshot[name] = entry
+        return snapshot
 
-    def load(self, snapshot: dict[str, list[list[Any]]]) -> None:
-        """Restore a checkpoint into families registered with the same names."""
+    def load(self, snapshot: dict[str, Any]) -> None:
+        """Restore a checkpoint: registered families by name, run-time ones recreated."""
         with self.lock:
-            for name, rows in snapshot.items():
+            for name, entry in snapshot.items():
                 family = self.families.get(name)
-                if family is not None:
+                if family is None and "shape" in entry:
+                    kind, help, labelnames, bounds = entry["shape"]
+                    family = self.family(name, kind, help, labelnames, bounds or None)
+                    family.dynamic = True
+                if family is not None and family.persist:
                     family.series.clear()
-                    family.load(rows)
+                    family.load(entry["rows"])

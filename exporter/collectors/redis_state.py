@@ -363,6 +363,10 @@ class RedisStateCollector:
                                            socket_connect_timeout=timeout,
                                            retry=Retry(NoBackoff(), 0))
 
+    def reload(self, config: Config) -> None:
+        """SIGHUP: the next scrape runs the new checks."""
+        self.checks = config.key_checks
+
     def describe(self) -> Iterator[Metric]:
         names = {name: check.help for check in self.checks for name in check.static_names()}
         for name, help_text in names.items():

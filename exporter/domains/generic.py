@@ -83,7 +83,6 @@ class GenericRecords:
         self.limit = config.max_label_length
         self.reserved = reserved
         self.mappings: list[Mapping] = config.metrics
-        self.families: dict[str, Family] = {}
         self._rules: dict[str, Mapping | None] = {}
 
     def reload(self, mappings: list[Mapping]) -> None:
@@ -135,9 +134,11 @@ class GenericRecords:
             check_label(tag, tag_value, self.limit)
             values.append(tag_value)
 
-        family = self.families.get(name)
+        family = self.store.families.get(name)
         if family is None:
             family = self._create(name, rule, names, metric_name)
+        elif not family.dynamic:
+            raise Invalid("metric_name_collision", f"{name} is a built-in metric name")
         elif family.labelnames != names:
             raise Invalid("label_mismatch",
                           f"{name} has labels {list(family.labelnames)}, record has {list(names)}")
@@ -152,14 +153,15 @@ class GenericRecords:
 
     def _create(self, name: str, rule: Mapping, labelnames: tuple[str, ...],
                 metric_name: str) -> Family:
-        if self.reserved(name) or name in self.store.families:
+        if self.reserved(name):
             raise Invalid("metric_name_collision", f"{name} is a built-in metric name")
-        if len(self.families) >= self.config.max_generic_metrics:
+        count = sum(1 for f in self.store.families.values() if f.dynamic)
+        if count >= self.config.max_generic_metrics:
             raise Invalid("too_many_metrics",
-                          f"{len(self.families)} generic metrics already (max_generic_metrics)")
+                          f"{count} generic metrics already (max_generic_metrics)")
         help_text = rule.help or f"Seed-004 metric record {metric_name} from events:metrics."
         family = self.store.family(name, rule.type, help_text, labelnames, rule.buckets,
                                    budget=self.config.series_budgets.get(name),
                                    ttl=self.config.series_ttls.get(name))
-        self.families[name] = family
+        family.dynamic = True
         return family

@@ -7,6 +7,10 @@ import logging
 import threading
 from typing import Protocol
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -18,8 +22,19 @@ class Source(Protocol):
     @property
     def ready(self) -> bool: ...
 
+    @property
+    def restored(self) -> bool:
+        """False until the source has restored the state a restart would otherwise reset."""
+
     def run(self, stop: threading.Event) -> None:
         """Read until `stop` is set, reconnecting by itself; never raises."""
+
+
+def connect(url: str) -> redis.Redis:
+    """A client that surfaces every lost connection (redis-py would retry silently), so the
+    sources can count reconnects and know when to re-establish their subscriptions."""
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10,
+                                socket_keepalive=True, retry=Retry(NoBackoff(), 0))
 
 
 class RedisHealth:
@@ -35,6 +50,7 @@ class RedisHealth:
         self.reconnects = store.family("agent_exporter_redis_reconnects_total", "counter",
                                        "Connections to Redis lost and re-established by the event "
                                        "sources.", ttl=0)
+        self.up.persist = self.reconnects.persist = False  # live state, not checkpointed
         self._down: set[str] = set()
         self._connected: set[str] = set()
         with store.lock:

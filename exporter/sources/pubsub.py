@@ -2,6 +2,10 @@
 away is gone, and a subscriber that falls behind is cut off by Redis' output-buffer limit. Both
 are made visible: reconnects are counted, and sequence gaps in `agent_exporter_events_lost_total`.
 
+A canary travels the same path: the source publishes to its own channel every few seconds. If
+Redis takes the canaries but none arrives, the connection is half-open (or Redis dropped the
+subscription) and the source reconnects instead of waiting forever on a dead socket.
+
 Replies are read straight off the connection (not through PubSub.get_message) to skip a dict per
 message on the hot path, and so that a dropped connection reaches us instead of being retried
 silently inside redis-py.
@@ -9,17 +13,22 @@ silently inside redis-py.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
 
 import redis
 
 from ..channels import is_pattern
 from ..dispatcher import Dispatcher
-from . import Backoff, RedisHealth
+from . import Backoff, RedisHealth, connect
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+CANARY_SECONDS = 5.0
+CANARY_MISSES = 3  # canaries published and not received before the connection is given up
 
 
 class PubSubSource:
@@ -32,17 +41,28 @@ class PubSubSource:
         self.patterns = [r for r in routes if is_pattern(r)]
         self.dispatcher = dispatcher
         self.health = health
+        self.canary = f"agent-exporter:canary:{socket.gethostname()}:{os.getpid()}"
+        self.channels.append(self.canary)
+        self._canary_received = time.monotonic()
+        self._canary_published = 0.0  # when a canary was last sent while subscribed
         self._ready = False
+
+    restored = True  # at-most-once: there is nothing to restore
+
+    def canary_age(self) -> float:
+        """Seconds since the last canary came back (the scrape-time age metric)."""
+        return time.monotonic() - self._canary_received
 
     @property
     def ready(self) -> bool:
         return self._ready
 
     def run(self, stop: threading.Event) -> None:
+        threading.Thread(target=self._send_canaries, args=(stop,), name="canary",
+                         daemon=True).start()
         backoff = Backoff()
         while not stop.is_set():
-            client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2,
-                                          socket_keepalive=True)
+            client = connect(self.redis_url)
             pubsub = client.pubsub()
             try:
                 self._subscribe(pubsub)
@@ -73,13 +93,37 @@ class PubSubSource:
 
     def _read(self, connection: redis.connection.Connection, stop: threading.Event) -> None:
         dispatch = self.dispatcher.dispatch
+        canary = self.canary.encode()
+        self._canary_received = time.monotonic()
         while not stop.is_set():
             if not connection.can_read(timeout=POLL_SECONDS):
+                self._check_canary()
                 continue
             reply = connection.read_response(push_request=True)
             kind = reply[0]
             if kind == b"message":
+                if reply[1] == canary:
+                    self._canary_received = time.monotonic()
+                    continue
                 channel = reply[1].decode()
                 dispatch(channel, channel, reply[2], True)
             elif kind == b"pmessage":
                 dispatch(reply[1].decode(), reply[2].decode(), reply[3], True)
+
+    def _check_canary(self) -> None:
+        silent = self._canary_published - self._canary_received
+        if silent > CANARY_MISSES * CANARY_SECONDS:
+            raise redis.ConnectionError(f"no canary for {silent:.0f}s while Redis accepted them: "
+                                        "the subscription is dead")
+
+    def _send_canaries(self, stop: threading.Event) -> None:
+        client = connect(self.redis_url)
+        while not stop.wait(CANARY_SECONDS):
+            if not self._ready:
+                continue
+            try:
+                client.publish(self.canary, b"1")
+                self._canary_published = time.monotonic()
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                continue  # the reader notices an outage on its own
+        client.close()

@@ -1,0 +1,242 @@
+"""Redis Streams with a consumer group: at-least-once delivery, made exact by checkpoints.
+
+An entry read with XREADGROUP is applied at once but acknowledged only by a checkpoint: one
+MULTI/EXEC that stores the whole metric state and XACKs exactly the entries that state includes.
+After a crash the exporter restores the last checkpoint and re-reads its still-pending entries
+(same consumer name), so every entry counts once: no loss, no double count, no counter reset.
+Entries left pending by a consumer that never came back are claimed with XAUTOCLAIM.
+
+The checkpoint runs on the reader's own thread between batches, so no entry can be applied
+between taking the snapshot and choosing which ids to acknowledge.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import redis
+
+from ..channels import is_pattern
+from ..dispatcher import Dispatcher
+from ..store import Store
+from . import Backoff, RedisHealth, connect
+
+log = logging.getLogger(__name__)
+
+DISCOVER_SECONDS = 10.0
+
+
+class StreamsSource:
+    name = "streams"
+
+    def __init__(self, redis_url: str, routes: Mapping[str, str], dispatcher: Dispatcher,
+                 health: RedisHealth, store: Store, settings: Mapping[str, Any],
+                 consumer: str) -> None:
+        """`routes`: configured stream key or glob pattern → the dispatcher route it feeds."""
+        self.redis_url = redis_url
+        self.routes = dict(routes)
+        self.dispatcher = dispatcher
+        self.health = health
+        self.store = store
+        self.group = settings["group"]
+        self.start_id = settings["start"]
+        self.batch = settings["batch"]
+        self.block_ms = settings["block_ms"]
+        self.claim_idle_ms = int(settings["claim_idle_seconds"] * 1000)
+        self.checkpoint_seconds = settings["checkpoint_seconds"]
+        self.consumer = consumer
+        self.checkpoint_key = f"agent-exporter:checkpoint:{self.group}:{consumer}"
+        self.streams: dict[str, str] = {}  # concrete stream key → route
+        self.unacked: dict[str, list[bytes]] = {}
+        self._ready = False
+        self.restored = False
+        self._own_families()
+
+    def _own_families(self) -> None:
+        own: dict[str, Any] = dict(ttl=0)
+        self.read = self.store.family("agent_exporter_stream_entries_read_total", "counter",
+                                      "Stream entries read through the consumer group.",
+                                      ["stream"], **own)
+        self.acked = self.store.family("agent_exporter_stream_entries_acked_total", "counter",
+                                       "Stream entries acknowledged by a checkpoint.",
+                                       ["stream"], **own)
+        self.acked.persist = False
+        self.claimed = self.store.family("agent_exporter_stream_entries_claimed_total", "counter",
+                                         "Entries claimed from consumers idle past "
+                                         "claim_idle_seconds.", ["stream"], **own)
+        self.pending = self.store.family("agent_exporter_stream_pending_entries", "gauge",
+                                         "Entries delivered to the group and not yet "
+                                         "acknowledged (XINFO GROUPS).", ["stream"], **own)
+        self.lag = self.store.family("agent_exporter_stream_lag_entries", "gauge",
+                                     "Entries in the stream not yet delivered to the group "
+                                     "(XINFO GROUPS lag).", ["stream"], **own)
+        self.checkpoints = self.store.family("agent_exporter_checkpoints_total", "counter",
+                                             "Checkpoints written, by result (ok or error).",
+                                             ["result"], **own)
+        self.pending.persist = self.lag.persist = self.checkpoints.persist = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = Backoff()
+        while not stop.is_set():
+            client = connect(self.redis_url)
+            try:
+                self._prepare(client)
+                backoff.reset()
+                self.health.connected(self.name)
+                self._ready = True
+                self._consume(client, stop)
+                self._checkpoint(client)  # stopping: apply what was read, then persist it
+                return
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                self._ready = False
+                self.health.lost(self.name, exc)
+                backoff.wait(stop)
+            finally:
+                self._ready = False
+                client.close()
+
+    def _prepare(self, client: redis.Redis) -> None:
+        """Groups; then, once per process, the checkpoint and this consumer's pending entries
+        (applied before a crash, never checkpointed). After a mere reconnect the applied state is
+        still in memory and the unacknowledged ids are still listed, so nothing is re-read."""
+        self._discover(client)
+        if self.restored:
+            return
+        blob = client.get(self.checkpoint_key)
+        if blob:
+            self.store.load(orjson.loads(blob))
+            log.info("restored checkpoint %s", self.checkpoint_key)
+        self._read_pending(client)
+        self.restored = True
+
+    def _consume(self, client: redis.Redis, stop: threading.Event) -> None:
+        next_checkpoint = next_claim = next_discover = time.monotonic()
+        while not stop.is_set():
+            self._read(client, self.block_ms)
+            now = time.monotonic()
+            if now >= next_claim:
+                self._claim(client)
+                next_claim = now + self.claim_idle_ms / 2000
+            if now >= next_discover:
+                self._discover(client)
+                next_discover = now + DISCOVER_SECONDS
+            if now >= next_checkpoint:
+                self._checkpoint(client)
+                next_checkpoint = now + self.checkpoint_seconds
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _discover(self, client: redis.Redis) -> None:
+        """Resolve patterns to existing stream keys and make sure every stream has the group."""
+        for key, route in self.routes.items():
+            names = ([k.decode() for k in client.scan_iter(match=key, count=1000, _type="stream")]
+                     if is_pattern(key) else [key])
+            for name in names:
+                if name not in self.streams:
+                    self._create_group(client, name)
+                    self.streams[name] = route
+                    self.unacked.setdefault(name, [])
+
+    def _create_group(self, client: redis.Redis, stream: str) -> None:
+        try:
+            client.xgroup_create(stream, self.group, id=self.start_id, mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def _read(self, client: redis.Redis, block: int) -> None:
+        """One batch of new entries from every stream."""
+        if not self.streams:
+            time.sleep(block / 1000)
+            return
+        replies = client.xreadgroup(self.group, self.consumer, {s: ">" for s in self.streams},
+                                    count=self.batch, block=block)
+        for stream, entries in replies or ():
+            self._apply(stream.decode(), entries)
+
+    def _read_pending(self, client: redis.Redis) -> None:
+        """Every entry delivered to this consumer and not acknowledged, oldest first."""
+        cursors = {s: "0" for s in self.streams}
+        while cursors:
+            replies = client.xreadgroup(self.group, self.consumer, cursors, count=self.batch)
+            done = set(cursors)
+            for stream, entries in replies or ():
+                name = stream.decode()
+                if entries:
+                    self._apply(name, entries)
+                    cursors[name] = entries[-1][0]
+                    done.discard(name)
+            for name in done:
+                del cursors[name]
+
+    def _apply(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        route = self.streams[stream]
+        dispatch = self.dispatcher.dispatch
+        for entry_id, fields in entries:
+            data = fields.get(b"data") if fields else None
+            if data is not None:  # None: trimmed away while pending; only the ack is left to do
+                dispatch(route, stream, data)
+        with self.store.lock:
+            self.read.inc((stream,), len(entries))
+        self.unacked[stream].extend(entry_id for entry_id, _ in entries)
+
+    def _claim(self, client: redis.Redis) -> None:
+        """Take over entries idle in other consumers' pending lists. XAUTOCLAIM returns our own
+        idle entries too (applied, waiting for a checkpoint): those are not applied again."""
+        for stream in self.streams:
+            mine = set(self.unacked[stream])
+            start = "0-0"
+            while True:
+                start, entries, *_ = client.xautoclaim(stream, self.group, self.consumer,
+                                                       self.claim_idle_ms, start_id=start,
+                                                       count=self.batch)
+                theirs = [entry for entry in entries if entry[0] not in mine]
+                if theirs:
+                    self._apply(stream, theirs)
+                    with self.store.lock:
+                        self.claimed.inc((stream,), len(theirs))
+                if start in (b"0-0", "0-0"):
+                    break
+
+    def _checkpoint(self, client: redis.Redis) -> None:
+        """Persist the state and acknowledge exactly the entries it includes, atomically."""
+        acks = {s: ids for s, ids in self.unacked.items() if ids}
+        if acks:
+            with self.store.lock:
+                blob = orjson.dumps(self.store.dump())
+            pipe = client.pipeline(transaction=True)
+            pipe.set(self.checkpoint_key, blob)
+            for stream, ids in acks.items():
+                pipe.xack(stream, self.group, *ids)
+            try:
+                pipe.execute()
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                with self.store.lock:
+                    self.checkpoints.inc(("error",))
+                raise
+            with self.store.lock:
+                self.checkpoints.inc(("ok",))
+                for stream, ids in acks.items():
+                    self.acked.inc((stream,), len(ids))
+            for stream in acks:
+                self.unacked[stream] = []
+        self._report_groups(client)
+
+    def _report_groups(self, client: redis.Redis) -> None:
+        for stream in self.streams:
+            for group in client.xinfo_groups(stream):
+                if group["name"] in (self.group, self.group.encode()):
+                    with self.store.lock:
+                        self.pending.set((stream,), float(group["pending"]))
+                        if group.get("lag") is not None:
+                            self.lag.set((stream,), float(group["lag"]))
