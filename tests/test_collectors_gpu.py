@@ -198,7 +198,7 @@ def test_no_driver_here_exporter_serves_and_logs_once(redis_url, start_exporter)
         s = exporter.samples()
         assert value(s, "gpu_nvml_available") == 0
         assert value(s, "agent_exporter_collector_success", collector="gpu") == 1
-        assert value(s, "system_cpu_count") is not None  # everything else still served
+        assert value(s, "system_cpus") is not None  # everything else still served
     lines = [line for line in exporter.proc.log().splitlines() if "gpu" in line.lower()]
     assert len(lines) == 1
     assert "GPU metrics off: NVML unavailable (NVML Shared Library Not Found)" in lines[0]

@@ -37,7 +37,7 @@ def test_values_match_psutil():
     for mode in cpu_before._fields:
         got = value(s, "system_cpu_seconds_total", mode=mode)
         assert between(getattr(cpu_before, mode), got, getattr(cpu_after, mode)), mode
-    assert value(s, "system_cpu_count") == psutil.cpu_count()
+    assert value(s, "system_cpus") == psutil.cpu_count()
     for i, name in enumerate(("system_load1", "system_load5", "system_load15")):
         assert between(min(load_before[i], load_after[i]), value(s, name),
                        max(load_before[i], load_after[i])), name
