@@ -21,7 +21,7 @@ from .config import Config, ConfigError
 from .dispatcher import Dispatcher
 from .domains import create_domains
 from .server import Server
-from .sources import RedisHealth, Source
+from .sources import RedisHealth, RedisSource
 from .sources.pubsub import PubSubSource
 from .sources.streams import StreamsSource
 from .store import Store
@@ -35,7 +35,7 @@ SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created", "_info")
 class ExporterStats:
     """Read at scrape time: series held per family, and the pub/sub canary's age."""
 
-    def __init__(self, store: Store, sources: list[Source]) -> None:
+    def __init__(self, store: Store, sources: list[RedisSource]) -> None:
         self.store = store
         self.canaries = [s for s in sources if isinstance(s, PubSubSource)]
 
@@ -86,7 +86,7 @@ class Exporter:
         taken.update(self._sample_names())
         routes = {channel: self.domains[domain] for channel, domain in config.channels.items()}
         self.dispatcher = Dispatcher(self.store, routes, config.max_event_bytes)
-        self.sources: list[Source] = []
+        self.sources: list[RedisSource] = []
         if config.source in ("pubsub", "both"):
             self.sources.append(PubSubSource(config.redis_url, list(routes), self.dispatcher,
                                              self.health))

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Protocol
-
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -14,20 +12,6 @@ from redis.retry import Retry
 from ..store import Store
 
 log = logging.getLogger(__name__)
-
-
-class Source(Protocol):
-    name: str
-
-    @property
-    def ready(self) -> bool: ...
-
-    @property
-    def restored(self) -> bool:
-        """False until the source has restored the state a restart would otherwise reset."""
-
-    def run(self, stop: threading.Event) -> None:
-        """Read until `stop` is set, reconnecting by itself; never raises."""
 
 
 def connect(url: str) -> redis.Redis:
@@ -86,3 +70,44 @@ class Backoff:
 
     def reset(self) -> None:
         self.delay = self.first
+
+
+class RedisSource:
+    """The connection life cycle both sources share: connect, run a session until stopped or the
+    connection is lost, report it, back off, reconnect."""
+
+    name: str
+    restored = True  # False while a source restores state a restart would otherwise reset
+
+    def __init__(self, redis_url: str, health: RedisHealth) -> None:
+        self.redis_url = redis_url
+        self.health = health
+        self._backoff = Backoff()
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def live(self) -> None:
+        """Called by a session once it receives events."""
+        self._backoff.reset()
+        self.health.connected(self.name)
+        self._ready = True
+
+    def session(self, client: redis.Redis, stop: threading.Event) -> None:
+        """Read until `stop` is set; raise redis/OS errors when the connection fails."""
+        raise NotImplementedError
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            client = connect(self.redis_url)
+            try:
+                self.session(client, stop)
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                self._ready = False
+                self.health.lost(self.name, exc)
+                self._backoff.wait(stop)
+            finally:
+                self._ready = False
+                client.close()

@@ -22,7 +22,7 @@ import redis
 
 from ..channels import is_pattern
 from ..dispatcher import Dispatcher
-from . import Backoff, RedisHealth, connect
+from . import RedisHealth, RedisSource, connect
 
 log = logging.getLogger(__name__)
 
@@ -31,53 +31,37 @@ CANARY_SECONDS = 5.0
 CANARY_MISSES = 3  # canaries published and not received before the connection is given up
 
 
-class PubSubSource:
+class PubSubSource(RedisSource):
     name = "pubsub"
 
     def __init__(self, redis_url: str, routes: list[str], dispatcher: Dispatcher,
                  health: RedisHealth) -> None:
-        self.redis_url = redis_url
+        super().__init__(redis_url, health)
         self.channels = [r for r in routes if not is_pattern(r)]
         self.patterns = [r for r in routes if is_pattern(r)]
         self.dispatcher = dispatcher
-        self.health = health
         self.canary = f"agent-exporter:canary:{socket.gethostname()}:{os.getpid()}"
         self.channels.append(self.canary)
         self._canary_received = time.monotonic()
         self._canary_published = 0.0  # when a canary was last sent while subscribed
-        self._ready = False
-
-    restored = True  # at-most-once: there is nothing to restore
 
     def canary_age(self) -> float:
         """Seconds since the last canary came back (the scrape-time age metric)."""
         return time.monotonic() - self._canary_received
 
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
     def run(self, stop: threading.Event) -> None:
         threading.Thread(target=self._send_canaries, args=(stop,), name="canary",
                          daemon=True).start()
-        backoff = Backoff()
-        while not stop.is_set():
-            client = connect(self.redis_url)
-            pubsub = client.pubsub()
-            try:
-                self._subscribe(pubsub)
-                backoff.reset()
-                self.health.connected(self.name)
-                self._ready = True
-                self._read(pubsub.connection, stop)
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                self._ready = False
-                self.health.lost(self.name, exc)
-                backoff.wait(stop)
-            finally:
-                self._ready = False
-                pubsub.close()
-                client.close()
+        super().run(stop)
+
+    def session(self, client: redis.Redis, stop: threading.Event) -> None:
+        pubsub = client.pubsub()
+        try:
+            self._subscribe(pubsub)
+            self.live()
+            self._read(pubsub.connection, stop)
+        finally:
+            pubsub.close()
 
     def _subscribe(self, pubsub: redis.client.PubSub) -> None:
         if self.channels:

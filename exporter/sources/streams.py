@@ -23,24 +23,23 @@ import redis
 from ..channels import is_pattern
 from ..dispatcher import Dispatcher
 from ..store import Store
-from . import Backoff, RedisHealth, connect
+from . import RedisHealth, RedisSource
 
 log = logging.getLogger(__name__)
 
 DISCOVER_SECONDS = 10.0
 
 
-class StreamsSource:
+class StreamsSource(RedisSource):
     name = "streams"
 
     def __init__(self, redis_url: str, routes: Mapping[str, str], dispatcher: Dispatcher,
                  health: RedisHealth, store: Store, settings: Mapping[str, Any],
                  consumer: str) -> None:
         """`routes`: configured stream key or glob pattern → the dispatcher route it feeds."""
-        self.redis_url = redis_url
+        super().__init__(redis_url, health)
         self.routes = dict(routes)
         self.dispatcher = dispatcher
-        self.health = health
         self.store = store
         self.group = settings["group"]
         self.start_id = settings["start"]
@@ -52,7 +51,6 @@ class StreamsSource:
         self.checkpoint_key = f"agent-exporter:checkpoint:{self.group}:{consumer}"
         self.streams: dict[str, str] = {}  # concrete stream key → route
         self.unacked: dict[str, list[bytes]] = {}
-        self._ready = False
         self.restored = False
         self._own_families()
 
@@ -79,31 +77,13 @@ class StreamsSource:
                                              ["result"], **own)
         self.pending.persist = self.lag.persist = self.checkpoints.persist = False
 
-    @property
-    def ready(self) -> bool:
-        return self._ready
+    # -- the session --------------------------------------------------------------------------
 
-    # -- the loop -----------------------------------------------------------------------------
-
-    def run(self, stop: threading.Event) -> None:
-        backoff = Backoff()
-        while not stop.is_set():
-            client = connect(self.redis_url)
-            try:
-                self._prepare(client)
-                backoff.reset()
-                self.health.connected(self.name)
-                self._ready = True
-                self._consume(client, stop)
-                self._checkpoint(client)  # stopping: apply what was read, then persist it
-                return
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                self._ready = False
-                self.health.lost(self.name, exc)
-                backoff.wait(stop)
-            finally:
-                self._ready = False
-                client.close()
+    def session(self, client: redis.Redis, stop: threading.Event) -> None:
+        self._prepare(client)
+        self.live()
+        self._consume(client, stop)
+        self._checkpoint(client)  # stopping: persist what was read
 
     def _prepare(self, client: redis.Redis) -> None:
         """Groups; then, once per process, the checkpoint and this consumer's pending entries
