@@ -73,6 +73,31 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--transport", choices=["pubsub", "streams", "both"], default="pubsub")
     publish.add_argument("type", choices=sorted(PUBLISH_TYPES))
     publish.add_argument("fields", nargs="*", metavar="key=value")
+
+    from .demo import INCIDENT_NAMES, agent_count, incident_list, positive
+
+    demo = sub.add_parser("demo", help="publish simulated swarm traffic (dashboards, alerts)",
+                          description="Publish realistic traffic of a simulated agent swarm "
+                                      "through the publisher API: agents, tasks, training runs, "
+                                      "RAG queries, workflow steps, errors and seed-004 records. "
+                                      "No GPU data is invented.")
+    _common(demo, suppress=True)
+    demo.add_argument("--rate", type=positive, default=10.0, metavar="N",
+                      help="RAG queries, workflow steps and transient errors per second "
+                           "(default 10); status, task, training and record events come on top")
+    demo.add_argument("--agents", type=agent_count, default=12, metavar="N",
+                      help="agents in the swarm, 1-1000 (default 12)")
+    demo.add_argument("--seed", type=int, help="random seed: the same seed gives the same events")
+    demo.add_argument("--duration", type=positive, metavar="SECONDS",
+                      help="stop after this many seconds (default: run until interrupted)")
+    demo.add_argument("--transport", choices=["pubsub", "streams", "both"], default="pubsub")
+    demo.add_argument("--incidents", nargs="?", const=INCIDENT_NAMES, default=(),
+                      type=incident_list, metavar="NAME,...",
+                      help="schedule incidents in the first minutes, repeated every 2 hours: "
+                           "all (no value), or a comma-separated choice of "
+                           + ", ".join(INCIDENT_NAMES))
+    demo.add_argument("--speed", type=positive, default=1.0, metavar="X",
+                      help="simulated seconds per second, to compress time (default 1)")
     return parser
 
 
@@ -101,8 +126,9 @@ def _parse_fields(pairs: Sequence[str]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    path, flags = getattr(args, "config", None), _flags(args)
     try:
-        config = load(getattr(args, "config", None), flags=_flags(args))
+        config = load(path, flags=flags)
     except ConfigError as exc:
         print(f"agent-exporter: bad configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -121,6 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_CONFIG
         return 0
 
+    if args.command == "demo":
+        from .demo import Options, run
+
+        return run(config.redis_url, Options(rate=args.rate, agents=args.agents, seed=args.seed,
+                                             duration=args.duration, transport=args.transport,
+                                             incidents=args.incidents, speed=args.speed))
+
     from .app import Exporter
 
-    return Exporter(config).run()
+    return Exporter(config, reload=lambda: load(path, flags=flags)).run()

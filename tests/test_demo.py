@@ -1,0 +1,175 @@
+"""`agent-exporter demo` against a real redis-server and a real exporter process: the traffic
+covers every event domain, a seed fixes the events, and `--incidents` produces the signals the
+alert rules look for. Time is compressed with --speed so each run takes seconds.
+"""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from collections import Counter
+from typing import Any
+
+import orjson
+import redis
+
+from procs import REPO, Exporter, value, wait_until
+
+DEMO_AGENTS = 12  # the demo's default; agent ids are <type>-<n>
+
+
+def run_demo(redis_url: str, *args: str) -> list[tuple[str, dict[str, Any]]]:
+    """Run the demo to the end of --duration; return every (channel, event) it published."""
+    client = redis.Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    pubsub.psubscribe("events:*")
+    wait_until(lambda: (m := pubsub.get_message(timeout=0.5)) and m["type"] == "psubscribe",
+               message="psubscribe confirmation")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_EXPORTER_")}
+    done = subprocess.run([sys.executable, "-m", "exporter", "demo", "--redis-url", redis_url,
+                           "--log-level", "warning", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    events = []
+    while (message := pubsub.get_message(timeout=0.5)) is not None:
+        if message["type"] == "pmessage":
+            events.append((message["channel"].decode(), orjson.loads(message["data"])))
+    pubsub.close()
+    client.close()
+    return events
+
+
+def settled(exporter: Exporter, published: int) -> dict:
+    """Samples once the exporter has handled every published event (valid or not)."""
+    def handled() -> dict | None:
+        samples = exporter.samples()
+        seen = sum(v for (name, _), v in samples.items() if name in (
+            "agent_exporter_events_total", "agent_exporter_events_invalid_total"))
+        return samples if seen >= published else None
+
+    return wait_until(handled, timeout=20, message=f"the exporter to handle {published} events")
+
+
+def total(samples: dict, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` whose labels include `labels`."""
+    return sum(v for (n, lbls), v in samples.items()
+               if n == name and set(labels.items()) <= set(lbls))
+
+
+def test_demo_traffic_reaches_every_domain(redis_url: str, start_exporter) -> None:
+    exporter = start_exporter(redis_url)
+    events = run_demo(redis_url, "--seed", "3", "--speed", "60", "--rate", "100",
+                      "--duration", "5")
+    samples = settled(exporter, len(events))
+
+    channels = Counter(channel.rsplit(":", 1)[0] if channel.startswith("events:errors:")
+                       else channel for channel, _ in events)
+    assert set(channels) == {"events:agents:status", "events:tasks:updates",
+                             "events:training:progress", "events:rag:queries",
+                             "events:workflows:steps", "events:errors", "events:metrics"}
+    assert total(samples, "agent_busy") >= 1
+    assert len([k for k in samples if k[0] == "agent_last_seen_timestamp_seconds"]) == DEMO_AGENTS
+    assert total(samples, "agent_tasks_total", status="done") > 0
+    assert total(samples, "agent_task_duration_seconds_count") > 0
+    for project in ("proj-1", "proj-2", "proj-3"):
+        loss = value(samples, "training_loss", project=project)
+        wer = value(samples, "training_wer", project=project)
+        assert loss is not None and 0 < loss < 5, (project, loss)
+        assert wer is not None and 0 < wer <= 1
+        assert value(samples, "training_metric", project=project, name="learning_rate") > 0
+        assert value(samples, "training_project_status", project=project, status="training") == 1
+    assert total(samples, "rag_cache_requests_total", result="hit") > 0
+    assert total(samples, "rag_cache_requests_total", result="miss") > 0
+    assert total(samples, "rag_relevance_score_count") > 0
+    assert total(samples, "rag_queries_total", outcome="fallback") > 0
+    assert total(samples, "workflow_step_duration_seconds_count") > 0
+    assert total(samples, "agent_errors_total") > 0
+    assert total(samples, "agent_success_rate") > 0           # seed-004 records
+    assert value(samples, "swarm_total_agents", component="swarm") == DEMO_AGENTS
+    assert total(samples, "agent_workload_current_tasks") > 0  # the state keys it keeps
+    # Healthy traffic is valid traffic, and no GPU readings are invented.
+    assert total(samples, "agent_exporter_events_invalid_total") == 0
+    assert not [k for k in samples if k[0].startswith("gpu_reported_")]
+
+
+def strip(events: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """Events without what differs between runs by design: send time and publisher id."""
+    return [(channel, {k: v for k, v in event.items() if k not in ("timestamp", "_pub")})
+            for channel, event in events]
+
+
+def test_same_seed_gives_the_same_events(redis_url: str) -> None:
+    args = ("--speed", "50", "--duration", "2", "--incidents")
+    first = strip(run_demo(redis_url, "--seed", "11", *args))
+    again = strip(run_demo(redis_url, "--seed", "11", *args))
+    other = strip(run_demo(redis_url, "--seed", "12", *args))
+    assert len(first) > 200
+    assert first == again
+    assert first != other
+
+
+def test_streams_transport_writes_streams_only(redis_url: str) -> None:
+    events = run_demo(redis_url, "--seed", "1", "--speed", "20", "--duration", "1",
+                      "--transport", "streams")
+    client = redis.Redis.from_url(redis_url)
+    assert events == []
+    assert client.xlen("events:agents:status") > 0
+    assert client.xlen("events:training:progress") > 0
+
+
+def test_bad_flags_exit_2(redis_url: str) -> None:
+    for bad in (["--rate", "0"], ["--agents", "0"], ["--incidents", "no-such-incident"]):
+        done = subprocess.run([sys.executable, "-m", "exporter", "demo", "--redis-url", redis_url,
+                               "--duration", "1", *bad], cwd=REPO, capture_output=True, text=True,
+                              timeout=30)
+        assert done.returncode == 2, (bad, done.stderr)
+
+
+def test_incidents_produce_their_signals(redis_url: str, start_exporter) -> None:
+    """All incidents begin within 450 simulated seconds and last at least 600: at 500 every one
+    is under way. Each check is the signal its alert rule reads."""
+    exporter = start_exporter(redis_url)
+    events = run_demo(redis_url, "--seed", "5", "--speed", "100", "--rate", "500",
+                      "--duration", "5", "--incidents")
+    s = settled(exporter, len(events))
+    seen = {agent: value(s, "agent_last_seen_timestamp_seconds", agent=agent)
+            for (name, labels) in s if name == "agent_last_seen_timestamp_seconds"
+            for agent in [dict(labels)["agent"]]}
+    tasks = {agent: value(s, "agent_current_tasks", agent=agent) for agent in seen}
+
+    # agent-silent (AgentNotSeen): the last agent stopped reporting, the others did not.
+    silent = "error-coordinator-2"
+    assert seen[silent] < min(t for a, t in seen.items() if a != silent) - 2
+    # agents-offline (SwarmAvailabilityLow): availability under 80 %.
+    assert total(s, "agent_available") / len(seen) < 0.8
+    # load-imbalance (AgentLoadImbalanced): one agent holds most of the tasks.
+    assert tasks["ai-engineer-1"] > 3 * (sum(tasks.values()) - tasks["ai-engineer-1"]) / 11
+    # agent-failing (AgentErrorRateHigh): over 25 % of its finished tasks failed.
+    failed = value(s, "agent_tasks_total", agent="data-engineer-1", status="failed") or 0
+    done = value(s, "agent_tasks_total", agent="data-engineer-1", status="done") or 0
+    assert failed >= 10 and failed / (failed + done) > 0.25
+    # sla-breach (TaskSla*): tasks over the 1800 s SLA; task-burst: a wave of short tasks.
+    within = total(s, "agent_task_duration_seconds_bucket", le="1800.0")
+    assert total(s, "agent_task_duration_seconds_count") - within > 20
+    assert total(s, "agent_task_duration_seconds_bucket", le="15.0") > 50
+    # slow-step (WorkflowStepSlow): the evaluate step reports steps over 600 s.
+    evaluate = dict(workflow="model-training", step="evaluate")
+    assert (total(s, "workflow_step_duration_seconds_count", **evaluate)
+            - total(s, "workflow_step_duration_seconds_bucket", le="600.0", **evaluate)) > 0
+    # loss-high, loss-diverging, training-stalled (Training*).
+    assert value(s, "training_loss", project="proj-2") > 5
+    assert math.isnan(value(s, "training_loss", project="proj-3"))
+    updated = {p: value(s, "training_last_update_timestamp_seconds", project=p)
+               for p in ("proj-1", "proj-2", "proj-3")}
+    assert updated["proj-1"] < min(updated["proj-2"], updated["proj-3"]) - 1
+    # rag-latency, rag-failures, rag-cache-cold, rag-low-confidence (Rag*).
+    queries = total(s, "rag_query_duration_seconds_count")
+    assert queries - total(s, "rag_query_duration_seconds_bucket", le="2.5") > 0.03 * queries
+    assert total(s, "rag_queries_total", outcome="failure") > 0.03 * queries
+    hits = total(s, "rag_cache_requests_total", result="hit")
+    assert hits / total(s, "rag_cache_requests_total") < 0.65
+    scored = total(s, "rag_confidence_score_count")
+    assert total(s, "rag_confidence_score_bucket", le="0.5") > 0.08 * scored
+    # invalid-events (ExporterEventsInvalid): malformed RAG events were rejected.
+    assert total(s, "agent_exporter_events_invalid_total", source="events:rag:queries") > 10

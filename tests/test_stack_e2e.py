@@ -1,0 +1,202 @@
+"""The whole pipeline through real processes: demo → Redis → exporter → Prometheus (the repo's
+rules) → Alertmanager (the repo's routing) → the exporter's alert bridge → Redis
+`events:alerts:<category>`; and `scripts/stack`, which runs the same stack natively.
+
+The demo's loss-diverging incident makes proj-3's loss NaN within 20 s (at --speed 4) and keeps
+it there for minutes: TrainingLossDiverging (for: 2m) is the quickest demo alert to fire.
+"""
+from __future__ import annotations
+
+import secrets
+import shutil
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+import requests
+import yaml
+
+from procs import REPO, Proc, free_port, parse_samples, require_binary, value, wait_until
+
+pytestmark = pytest.mark.slow
+
+ALERT = "TrainingLossDiverging"
+BRIDGE_URL = "http://exporter:9842/alertmanager"  # the compose service the webhook names
+SECRETS_DIR = "/etc/alertmanager/secrets/"
+
+
+def alertmanager_binary() -> str:
+    return shutil.which("alertmanager") or require_binary("prometheus-alertmanager")
+
+
+def prometheus_config(exporter: str, prometheus: str, alertmanager: str) -> dict[str, Any]:
+    """The repo's prometheus.yml: compose targets → loopback, 1 s intervals, rules by path."""
+    config = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
+    loopback = {"exporter:9842": exporter, "localhost:9090": prometheus,
+                "alertmanager:9093": alertmanager}
+    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(REPO / "prometheus" / pattern) for pattern in config["rule_files"]]
+    for static in [s for job in config["scrape_configs"] for s in job["static_configs"]] + [
+            s for am in config["alerting"]["alertmanagers"] for s in am["static_configs"]]:
+        static["targets"] = [loopback[target] for target in static["targets"]]
+    return config
+
+
+def alertmanager_config(bridge: str, secrets_dir: Path) -> dict[str, Any]:
+    """The repo's alertmanager.yml with only the bridge URL, secret paths and waits changed."""
+    config = yaml.safe_load((REPO / "alertmanager" / "alertmanager.yml").read_text())
+    config["route"].update(group_wait="1s", group_interval="1s")
+    config["templates"] = [str(REPO / "alertmanager" / t) for t in config.get("templates", [])]
+    webhooks = [hook for receiver in config["receivers"]
+                for hook in receiver.get("webhook_configs", [])]
+    assert BRIDGE_URL in [hook["url"] for hook in webhooks]
+    for hook in webhooks:
+        hook["url"] = hook["url"].replace(BRIDGE_URL, bridge)
+
+    def local_secrets(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: local_secrets(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [local_secrets(v) for v in node]
+        if isinstance(node, str) and node.startswith(SECRETS_DIR):
+            return str(secrets_dir / node[len(SECRETS_DIR):])
+        return node
+
+    return local_secrets(config)
+
+
+def get_json(url: str, **params: str) -> Any:
+    response = requests.get(url, params=params, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+def targets_up(prometheus: str) -> bool:
+    targets = get_json(prometheus + "/api/v1/targets")["data"]["activeTargets"]
+    return len(targets) == 3 and all(target["health"] == "up" for target in targets)
+
+
+def rules_with_errors(prometheus: str) -> list[str]:
+    groups = get_json(prometheus + "/api/v1/rules")["data"]["groups"]
+    return [f"{rule['name']}: {rule.get('lastError')}" for group in groups
+            for rule in group["rules"] if rule["health"] == "err"]
+
+
+def test_demo_incident_alert_reaches_redis(tmp_path: Path, redis_url: str,
+                                           start_exporter) -> None:
+    prometheus_bin = require_binary("prometheus")
+    alertmanager_bin = alertmanager_binary()
+    token = secrets.token_hex(16)
+    exporter = start_exporter(redis_url, env={"AGENT_EXPORTER_ALERT_BRIDGE_TOKEN": token})
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "bridge_token").write_text(token + "\n")
+
+    subscriber = redis.Redis.from_url(redis_url).pubsub()
+    subscriber.psubscribe("events:alerts:*")
+    wait_until(lambda: (m := subscriber.get_message(timeout=0.5)) and m["type"] == "psubscribe",
+               message="psubscribe confirmation")
+
+    am_port, prom_port = free_port(), free_port()
+    am_url, prom_url = f"http://127.0.0.1:{am_port}", f"http://127.0.0.1:{prom_port}"
+    am_file = tmp_path / "alertmanager.yml"
+    am_file.write_text(yaml.safe_dump(alertmanager_config(exporter.url + "/alertmanager",
+                                                          tmp_path / "secrets")))
+    prom_file = tmp_path / "prometheus.yml"
+    prom_file.write_text(yaml.safe_dump(prometheus_config(
+        f"127.0.0.1:{exporter.port}", f"127.0.0.1:{prom_port}", f"127.0.0.1:{am_port}")))
+
+    procs = [
+        Proc([alertmanager_bin, f"--config.file={am_file}", f"--storage.path={tmp_path / 'am'}",
+              f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
+             tmp_path / "alertmanager.log"),
+        Proc([prometheus_bin, f"--config.file={prom_file}",
+              f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+              f"--web.listen-address=127.0.0.1:{prom_port}"], tmp_path / "prometheus.log"),
+        Proc([sys.executable, "-m", "exporter", "demo", "--redis-url", redis_url, "--seed", "1",
+              "--speed", "4", "--incidents", "loss-diverging"], tmp_path / "demo.log", cwd=REPO),
+    ]
+    try:
+        wait_until(lambda: requests.get(am_url + "/-/ready", timeout=1).ok, timeout=20,
+                   message="alertmanager ready")
+        wait_until(lambda: requests.get(prom_url + "/-/ready", timeout=1).ok, timeout=20,
+                   message="prometheus ready")
+
+        wait_until(lambda: targets_up(prom_url), timeout=30, message="every scrape target up")
+
+        def firing() -> list[dict]:
+            alerts = get_json(prom_url + "/api/v1/alerts")["data"]["alerts"]
+            return [a for a in alerts if a["labels"]["alertname"] == ALERT
+                    and a["state"] == "firing"]
+
+        fired = wait_until(firing, timeout=200, interval=1, message=f"{ALERT} firing")
+        assert fired[0]["labels"]["project"] == "proj-3"
+
+        def routed() -> list[dict]:
+            alerts = get_json(am_url + "/api/v2/alerts", filter=f'alertname="{ALERT}"')
+            return [a for a in alerts if "redis-bridge" in {r["name"] for r in a["receivers"]}]
+
+        wait_until(routed, timeout=30, interval=0.5, message=f"{ALERT} routed to redis-bridge")
+
+        received: list[tuple[str, dict]] = []
+
+        def published() -> list[tuple[str, dict]]:
+            message = subscriber.get_message(timeout=0.5)
+            if message and message["type"] == "pmessage":
+                received.append((message["channel"].decode(), orjson.loads(message["data"])))
+            return [(channel, alert) for channel, alert in received if alert["type"] == ALERT]
+
+        channel, alert = wait_until(published, timeout=30, message=f"{ALERT} on Redis")[0]
+        assert channel == "events:alerts:training"
+        assert (alert["status"], alert["severity"]) == ("firing", "critical")
+        assert alert["labels"]["project"] == "proj-3"
+        wait_until(lambda: value(parse_samples(exporter.scrape()),
+                                 "agent_exporter_alerts_received_total",
+                                 severity="critical", status="firing"),
+                   timeout=10, message="the bridge to count the alert")
+        assert rules_with_errors(prom_url) == []
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        subscriber.close()
+
+
+def refuses(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return True
+    return False
+
+
+def test_stack_script_runs_and_stops_everything(tmp_path: Path) -> None:
+    for binary in ("redis-server", "prometheus"):
+        require_binary(binary)
+    alertmanager_binary()
+    ports = {name: free_port() for name in ("redis", "exporter", "prometheus", "alertmanager")}
+    stack = Proc(["bash", str(REPO / "scripts" / "stack"), "--state-dir", str(tmp_path / "state"),
+                  "--no-grafana", "--demo-args", "--seed 2 --speed 5",
+                  *[arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]],
+                 tmp_path / "stack.log", cwd=REPO)
+    prom_url = f"http://127.0.0.1:{ports['prometheus']}"
+    try:
+        wait_until(lambda: "stack: running" in stack.log(), timeout=60,
+                   message=f"scripts/stack to start:\n{stack.log()}")
+        assert f"http://127.0.0.1:{ports['exporter']}/metrics" in stack.log()
+
+        wait_until(lambda: targets_up(prom_url), timeout=45, interval=0.5,
+                   message="the stack's targets up")
+        metrics = requests.get(f"http://127.0.0.1:{ports['exporter']}/metrics", timeout=5).text
+        assert "training_loss{" in metrics  # the demo's traffic
+        config = get_json(f"http://127.0.0.1:{ports['alertmanager']}/api/v2/status")["config"]
+        assert f"http://127.0.0.1:{ports['exporter']}/alertmanager" in config["original"]
+        assert rules_with_errors(prom_url) == []
+    finally:
+        stack.signal(signal.SIGTERM)
+        wait_until(lambda: not stack.alive(), timeout=30, message="scripts/stack to exit")
+    assert "stack: stopped" in stack.log()
+    assert all(refuses(port) for port in ports.values()), stack.log()
