@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import orjson
 
 from .domains import Domain
 from .events import Invalid, timestamp
-from .store import Store
+from .store import HistogramSeries, Series, Store
 
 log = logging.getLogger(__name__)
 
@@ -42,33 +42,51 @@ class Dispatcher:
         self.lag = store.family("agent_exporter_event_lag_seconds", "histogram",
                                 "Receive time minus the event's own timestamp, when it has one.",
                                 ["source"], LAG_BUCKETS, **own)
+        self._series: dict[tuple[str, str], tuple[Series, HistogramSeries]] = {}
         self._last_log: dict[str, float] = {}
         self._sequences: dict[tuple[str, str], int] = {}
 
     def dispatch(self, route: str, source: str, payload: bytes, sequenced: bool = False) -> None:
         """Apply one message. `route` is the configured channel/pattern/stream, `source` the
         concrete channel or stream it arrived on; `sequenced` turns on gap counting (pub/sub)."""
+        self.dispatch_many(route, source, (payload,), sequenced)
+
+    def dispatch_many(self, route: str, source: str, payloads: Iterable[bytes | None],
+                      sequenced: bool = False) -> None:
+        """Apply a batch of messages from one source under one lock hold (None: skipped)."""
         domain = self.routes[route]
-        if len(payload) > self.max_event_bytes:
-            self._reject(source, "too_large", f"{len(payload)} bytes (max_event_bytes "
-                                              f"{self.max_event_bytes})")
-            return
-        try:
-            document = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            self._reject(source, "not_json", str(exc))
-            return
+        documents, rejected = [], []
+        for payload in payloads:
+            if payload is None:
+                continue
+            if len(payload) > self.max_event_bytes:
+                rejected.append(("too_large", f"{len(payload)} bytes (max_event_bytes "
+                                              f"{self.max_event_bytes})"))
+                continue
+            try:
+                documents.append(orjson.loads(payload))
+            except orjson.JSONDecodeError as exc:
+                rejected.append(("not_json", str(exc)))
         with self.store.lock:
             now = self.store.clock.tick()
-            if isinstance(document, list):
-                for event in document:
-                    self._apply(domain, source, event, now, sequenced)
-            else:
-                self._apply(domain, source, document, now, sequenced)
+            for reason, detail in rejected:
+                self._count_invalid(source, reason, detail)
+            applied, lag = self._per_source(source, domain.name)
+            for document in documents:
+                for event in document if document.__class__ is list else (document,):
+                    self._apply(domain, source, event, now, sequenced, applied, lag)
 
-    def _apply(self, domain: Domain, source: str, event: object, now: float,
-               sequenced: bool) -> None:
-        if not isinstance(event, dict):
+    def _per_source(self, source: str, kind: str) -> tuple[Series, HistogramSeries]:
+        """The source's own series, looked up once (they never expire)."""
+        pair = self._series.get((source, kind))
+        if pair is None:
+            pair = self._series[(source, kind)] = (self.events.child((source, kind)),
+                                                   self.lag.child((source,)))
+        return pair
+
+    def _apply(self, domain: Domain, source: str, event: object, now: float, sequenced: bool,
+               applied: Series, lag: HistogramSeries) -> None:
+        if event.__class__ is not dict:
             self._count_invalid(source, "not_object", f"got {type(event).__name__}")
             return
         try:
@@ -77,9 +95,9 @@ class Dispatcher:
         except Invalid as exc:
             self._count_invalid(source, exc.reason, str(exc))
             return
-        self.events.inc((source, domain.name))
+        applied.value += 1
         if sent is not None:
-            self.lag.observe((source,), max(0.0, now - sent))
+            self.lag.record(lag, now - sent if now > sent else 0.0)
         if sequenced and "_seq" in event:
             self._check_sequence(source, event)
 
@@ -94,10 +112,6 @@ class Dispatcher:
         elif last is None and len(self._sequences) >= MAX_PUBLISHERS:
             self._sequences.clear()
         self._sequences[key] = seq  # a lower number is a restarted publisher
-
-    def _reject(self, source: str, reason: str, detail: str) -> None:
-        with self.store.lock:
-            self._count_invalid(source, reason, detail)
 
     def _count_invalid(self, source: str, reason: str, detail: str) -> None:
         self.invalid.inc((source, reason))

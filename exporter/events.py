@@ -48,7 +48,13 @@ def raw(event: Mapping[str, Any], name: str) -> Any:
 def number(event: Mapping[str, Any], name: str, required: bool = False,
            minimum: float | None = None, maximum: float | None = None) -> float | None:
     """A finite number (not a boolean) within bounds, or None when absent and optional."""
-    value = raw(event, name)
+    value = event.get(name)
+    cls = value.__class__
+    if (cls is float or cls is int) and (minimum is None or value >= minimum) \
+            and (maximum is None or value <= maximum):
+        return float(value)  # the common case, checked in one go
+    if value is None:
+        value = event.get(twin(name))
     if value is None:
         if required:
             raise Invalid("missing_field", f"{name} is required")
@@ -91,7 +97,11 @@ def flag(event: Mapping[str, Any], name: str, required: bool = False) -> bool | 
 def label(event: Mapping[str, Any], name: str, limit: int, required: bool = True,
           default: str | None = None) -> str:
     """A string that becomes a label value: non-empty and at most `limit` characters."""
-    value = raw(event, name)
+    value = event.get(name)
+    if value.__class__ is str and 0 < len(value) <= limit:
+        return value  # the common case, checked in one go
+    if value is None:
+        value = event.get(twin(name))
     if value is None or value == "":
         if default is not None:
             return default
@@ -114,6 +124,8 @@ def timestamp(event: Mapping[str, Any]) -> float | None:
     value = event.get("timestamp")
     if value is None:
         return None
+    if value.__class__ is float and 0 <= value <= 1e11:
+        return value  # epoch seconds, as the publisher sends them
     if isinstance(value, bool):
         raise Invalid("bad_timestamp", "timestamp must be ISO 8601 or epoch seconds")
     if isinstance(value, (int, float)):

@@ -86,6 +86,7 @@ class Family:
         if kind not in ("counter", "gauge", "histogram"):
             raise ValueError(f"unknown metric kind {kind!r}")
         self.store = store
+        self.clock = store.clock
         self.name = name  # the exposition name: counters end in _total
         self.kind = kind
         self.help = help
@@ -119,26 +120,29 @@ class Family:
         return self._create(key)
 
     def inc(self, key: tuple[str, ...], amount: float = 1.0) -> None:
-        series = self.child(key)
+        series = self.series.get(key) or self.child(key)
         series.value += amount
-        series.touched = self.store.clock.now
+        series.touched = self.clock.now
 
     def set(self, key: tuple[str, ...], value: float) -> None:
-        series = self.child(key)
+        series = self.series.get(key) or self.child(key)
         series.value = value
-        series.touched = self.store.clock.now
+        series.touched = self.clock.now
 
     def observe(self, key: tuple[str, ...], value: float) -> None:
-        series = self.child(key)
+        self.record(self.series.get(key) or self.child(key), value)
+
+    def record(self, series: HistogramSeries, value: float) -> None:
+        """Observe into a series already looked up (callers that keep one per source)."""
         series.counts[bisect_left(self.bounds, value)] += 1
         series.sum += value
-        series.touched = self.store.clock.now
+        series.touched = self.clock.now
 
     # -- maintenance --------------------------------------------------------------------------
 
     def _create(self, key: tuple[str, ...]) -> Any:
         pairs = ",".join(f'{n}="{escape_label(v)}"' for n, v in zip(self.labelnames, key))
-        now = self.store.clock.now
+        now = self.clock.now
         if self.kind == "histogram":
             series = HistogramSeries(key, pairs + "," if pairs else "", now, len(self._le))
         else:
@@ -191,17 +195,26 @@ class Family:
         return [[list(s.labels), s.value, s.touched] for s in self.series.values()]
 
     def load(self, rows: list[list[Any]]) -> None:
+        """Merge checkpointed series in: counts add to what arrived since start-up, a gauge
+        keeps a value set since start-up (it is newer). Series objects stay the same."""
         for row in rows:
             key = tuple(row[0])
             if len(key) != len(self.labelnames):
                 continue
-            series = self._create(key)
+            series = self.series.get(key)
+            fresh = series is None
+            if fresh:
+                series = self._create(key)
             if self.kind == "histogram":
                 if len(row[1]) == len(series.counts):
-                    series.counts = [int(c) for c in row[1]]
-                    series.sum, series.touched = float(row[2]), float(row[3])
-            else:
-                series.value, series.touched = float(row[1]), float(row[2])
+                    series.counts = [a + int(b) for a, b in zip(series.counts, row[1])]
+                    series.sum += float(row[2])
+            elif self.kind == "counter":
+                series.value += float(row[1])
+            elif fresh:
+                series.value = float(row[1])
+            if fresh:
+                series.touched = float(row[-1])
 
 
 class Store:
@@ -293,5 +306,4 @@ class Store:
                     family = self.family(name, kind, help, labelnames, bounds or None)
                     family.dynamic = True
                 if family is not None and family.persist:
-                    family.series.clear()
                     family.load(entry["rows"])

@@ -78,6 +78,7 @@ class PubSubSource(RedisSource):
     def _read(self, connection: redis.connection.Connection, stop: threading.Event) -> None:
         dispatch = self.dispatcher.dispatch
         canary = self.canary.encode()
+        names: dict[bytes, str] = {}  # channel names decoded once
         self._canary_received = time.monotonic()
         while not stop.is_set():
             if not connection.can_read(timeout=POLL_SECONDS):
@@ -89,10 +90,12 @@ class PubSubSource(RedisSource):
                 if reply[1] == canary:
                     self._canary_received = time.monotonic()
                     continue
-                channel = reply[1].decode()
+                channel = names.get(reply[1]) or names.setdefault(reply[1], reply[1].decode())
                 dispatch(channel, channel, reply[2], True)
             elif kind == b"pmessage":
-                dispatch(reply[1].decode(), reply[2].decode(), reply[3], True)
+                pattern = names.get(reply[1]) or names.setdefault(reply[1], reply[1].decode())
+                channel = names.get(reply[2]) or reply[2].decode()
+                dispatch(pattern, channel, reply[3], True)
 
     def _check_canary(self) -> None:
         silent = self._canary_published - self._canary_received

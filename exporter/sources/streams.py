@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -80,6 +80,8 @@ class StreamsSource(RedisSource):
     # -- the session --------------------------------------------------------------------------
 
     def session(self, client: redis.Redis, stop: threading.Event) -> None:
+        # Entries as Redis sends them ([id, [field, value, …]]): no dict per entry on the hot path.
+        client.set_response_callback("XREADGROUP", lambda response, **options: response)
         self._prepare(client)
         self.live()
         self._consume(client, stop)
@@ -141,7 +143,7 @@ class StreamsSource(RedisSource):
             return
         replies = client.xreadgroup(self.group, self.consumer, {s: ">" for s in self.streams},
                                     count=self.batch, block=block)
-        for stream, entries in replies or ():
+        for stream, entries in _by_stream(replies):
             self._apply(stream.decode(), entries)
 
     def _read_pending(self, client: redis.Redis) -> None:
@@ -150,7 +152,7 @@ class StreamsSource(RedisSource):
         while cursors:
             replies = client.xreadgroup(self.group, self.consumer, cursors, count=self.batch)
             done = set(cursors)
-            for stream, entries in replies or ():
+            for stream, entries in _by_stream(replies):
                 name = stream.decode()
                 if entries:
                     self._apply(name, entries)
@@ -159,13 +161,11 @@ class StreamsSource(RedisSource):
             for name in done:
                 del cursors[name]
 
-    def _apply(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        route = self.streams[stream]
-        dispatch = self.dispatcher.dispatch
-        for entry_id, fields in entries:
-            data = fields.get(b"data") if fields else None
-            if data is not None:  # None: trimmed away while pending; only the ack is left to do
-                dispatch(route, stream, data)
+    def _apply(self, stream: str, entries: list) -> None:
+        """Apply entries ([id, fields]); an entry trimmed away while pending has no fields, and
+        only its acknowledgement is left to do."""
+        self.dispatcher.dispatch_many(self.streams[stream], stream,
+                                      [_data(fields) for _, fields in entries])
         with self.store.lock:
             self.read.inc((stream,), len(entries))
         self.unacked[stream].extend(entry_id for entry_id, _ in entries)
@@ -220,3 +220,21 @@ class StreamsSource(RedisSource):
                         self.pending.set((stream,), float(group["pending"]))
                         if group.get("lag") is not None:
                             self.lag.set((stream,), float(group["lag"]))
+
+
+def _by_stream(replies: dict | list | None) -> Iterable[tuple[bytes, list]]:
+    """A raw XREADGROUP reply as (stream, entries): a map in RESP3, pairs in RESP2."""
+    if not replies:
+        return ()
+    return replies.items() if isinstance(replies, dict) else replies
+
+
+def _data(fields: list[bytes] | dict[bytes, bytes] | None) -> bytes | None:
+    """The `data` field of an entry, from a raw field list or redis-py's dict (XAUTOCLAIM)."""
+    if not fields:
+        return None
+    if isinstance(fields, dict):
+        return fields.get(b"data")
+    if fields[0] == b"data":
+        return fields[1]
+    return dict(zip(fields[::2], fields[1::2])).get(b"data")
