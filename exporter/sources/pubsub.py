@@ -27,6 +27,7 @@ from . import RedisHealth, RedisSource, connect
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+BATCH = 500  # replies applied under one lock hold
 CANARY_SECONDS = 5.0
 CANARY_MISSES = 3  # canaries published and not received before the connection is given up
 
@@ -76,26 +77,49 @@ class PubSubSource(RedisSource):
                 confirmed += 1
 
     def _read(self, connection: redis.connection.Connection, stop: threading.Event) -> None:
-        dispatch = self.dispatcher.dispatch
+        """Wait for a message, then take every reply already buffered (up to BATCH) and apply
+        them one batch per channel: the per-message cost of locking is paid per batch."""
         canary = self.canary.encode()
         names: dict[bytes, str] = {}  # channel names decoded once
         self._canary_received = time.monotonic()
         while not stop.is_set():
-            if not connection.can_read(timeout=POLL_SECONDS):
-                self._check_canary()
+            try:  # a read with a deadline, not a poll before every message
+                replies = [connection.read_response(timeout=POLL_SECONDS, disconnect_on_error=False)]
+            except redis.TimeoutError:
+                self._check_canary()  # idle: a chance to see that the subscription died
                 continue
-            reply = connection.read_response(push_request=True)
+            try:
+                while len(replies) < BATCH:
+                    replies.append(connection.read_response(timeout=0, disconnect_on_error=False))
+            except redis.TimeoutError:
+                pass  # nothing more buffered
+            self._apply(replies, canary, names)
+
+    def _apply(self, replies: list, canary: bytes, names: dict[bytes, str]) -> None:
+        route = channel = None
+        payloads: list[bytes] = []
+        for reply in replies:
             kind = reply[0]
             if kind == b"message":
                 if reply[1] == canary:
                     self._canary_received = time.monotonic()
                     continue
-                channel = names.get(reply[1]) or names.setdefault(reply[1], reply[1].decode())
-                dispatch(channel, channel, reply[2], True)
+                next_route = next_channel = names.get(reply[1]) or names.setdefault(
+                    reply[1], reply[1].decode())
+                payload = reply[2]
             elif kind == b"pmessage":
-                pattern = names.get(reply[1]) or names.setdefault(reply[1], reply[1].decode())
-                channel = names.get(reply[2]) or reply[2].decode()
-                dispatch(pattern, channel, reply[3], True)
+                next_route = names.get(reply[1]) or names.setdefault(reply[1], reply[1].decode())
+                next_channel = names.get(reply[2]) or reply[2].decode()
+                payload = reply[3]
+            else:
+                continue
+            if next_channel != channel and payloads:
+                self.dispatcher.dispatch_many(route, channel, payloads, True)
+                payloads = []
+            route, channel = next_route, next_channel
+            payloads.append(payload)
+        if payloads:
+            self.dispatcher.dispatch_many(route, channel, payloads, True)
 
     def _check_canary(self) -> None:
         silent = self._canary_published - self._canary_received
