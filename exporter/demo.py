@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 import redis
 
 from . import __version__
+from .domains.tasks import SLA_SECONDS
+from .domains.workflows import SLOW_STEP_SECONDS
 from .publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,6 @@ WORKFLOWS: dict[str, tuple[tuple[str, float], ...]] = {  # (step, median seconds
 TASK_ERRORS = ("tool call timed out", "LLM rate limit exceeded", "invalid tool arguments",
                "context window exceeded")
 
-SLA_SECONDS = 1800          # seed 000: tasks should finish within 30 minutes
-SLOW_STEP_SECONDS = 600     # seed 000: a workflow step slower than 10 minutes is slow
 SLOTS = 4                   # tasks an agent runs at once; more wait in its queue
 UTILISATION = 0.75          # task arrivals as a share of the swarm's capacity
 TASK_MEDIAN_SECONDS = 180.0

@@ -10,8 +10,8 @@ from ..events import label, number
 from ..store import Store
 from . import family_factory
 
-TASK_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 7200)
-SLA_SECONDS = 1800
+SLA_SECONDS = 1800  # seed 000: tasks should finish within 30 minutes
+TASK_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1200, SLA_SECONDS, 2700, 3600, 7200)
 
 
 class TaskUpdates:
