@@ -124,7 +124,7 @@ def test_the_services_and_their_images_are_pinned(services: dict[str, dict[str, 
 
 def test_bind_mounts_exist_and_named_volumes_are_declared(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
-        for source, target in mounts(service):
+        for source, _ in mounts(service):
             if source.startswith((".", "/")):
                 assert (REPO / source).exists(), f"{name}: {source} does not exist in the repo"
             else:

@@ -57,6 +57,12 @@ def test_shipped_example_config_loads():
     ("collectors:\n  nope: true\n", "collectors.nope: unknown key"),
     ("- just\n- a list\n", "expected a mapping"),
     ("a: [unclosed\n", "not valid YAML"),
+    ("alert_bridge:\n  tokenfile: x\n", "alert_bridge.tokenfile: unknown key"),
+    ("alert_bridge:\n  token_file: /nonexistent/token\n", "alert_bridge.token_file: cannot read"),
+    ("alert_bridge:\n  max_body_bytes: 0\n", "alert_bridge.max_body_bytes: must be greater"),
+    ("alert_bridge:\n  enabled: yes please\n", "alert_bridge.enabled: expected true or false"),
+    ("alert_bridge:\n  channel_prefix: ''\n", "alert_bridge.channel_prefix: must not be empty"),
+    ("streams:\n  start: middle\n", "streams.start"),
 ])
 def test_bad_file_names_the_key_and_the_file(tmp_path, text, key):
     path = tmp_path / "bad.yml"

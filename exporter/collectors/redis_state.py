@@ -493,7 +493,7 @@ class RedisStateCollector:
                 out.add(check, check.metric, check.help,
                         {**labels, check.label_field: status}, 1.0)
         elif check.fields is not None:
-            for (name, rule), raw in zip(check.fields.items(), reply):
+            for rule, raw in zip(check.fields.values(), reply):
                 if raw is None:
                     continue  # field absent: no series
                 number = _number(raw)

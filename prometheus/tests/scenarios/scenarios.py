@@ -15,7 +15,7 @@ import bisect
 import math
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # --------------------------------------------------------------------------------------------
 # Incidents and timelines
