@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 OVERFLOW = "__overflow__"
-RENDER_CHUNK = 2000  # series rendered per lock hold
+RENDER_CHUNK = 5000  # sample lines rendered per lock hold (~5 ms)
 
 
 def format_value(value: float) -> str:
@@ -279,9 +279,13 @@ class Store:
             if not rows:
                 continue
             yield family.header(openmetrics)
-            for start in range(0, len(rows), RENDER_CHUNK):
+            step = max(1, RENDER_CHUNK // (len(family._le) + 2 if family.kind == "histogram" else 1))
+            for start in range(0, len(rows), step):
                 with self.lock:
-                    text = "".join(family.lines(rows[start:start + RENDER_CHUNK]))
+                    text = "".join(family.lines(rows[start:start + step]))
+                # Lock is not fair: without giving up the GIL here the renderer would take the
+                # lock straight back and starve the ingest threads for a whole family.
+                time.sleep(0)
                 yield text  # never yield with the lock held
 
     def dump(self) -> dict[str, Any]:
