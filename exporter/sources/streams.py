@@ -4,7 +4,7 @@ An entry read with XREADGROUP is applied at once but acknowledged only by a chec
 MULTI/EXEC that stores the whole metric state and XACKs exactly the entries that state includes.
 After a crash the exporter restores the last checkpoint and re-reads its still-pending entries
 (same consumer name), so every entry counts once: no loss, no double count, no counter reset.
-Entries left pending by a consumer that never came back are claimed with XAUTOCLAIM.
+Entries left pending by a consumer that never came back are claimed (XPENDING, then XCLAIM).
 
 The checkpoint runs on the reader's own thread between batches, so no entry can be applied
 between taking the snapshot and choosing which ids to acknowledge.
@@ -102,19 +102,43 @@ class StreamsSource(RedisSource):
         self.restored = True
 
     def _consume(self, client: redis.Redis, stop: threading.Event) -> None:
-        next_checkpoint = next_claim = next_discover = time.monotonic()
-        while not stop.is_set():
-            self._read(client, self.block_ms)
-            now = time.monotonic()
-            if now >= next_claim:
-                self._claim(client)
-                next_claim = now + self.claim_idle_ms / 2000
-            if now >= next_discover:
-                self._discover(client)
-                next_discover = now + DISCOVER_SECONDS
-            if now >= next_checkpoint:
-                self._checkpoint(client)
-                next_checkpoint = now + self.checkpoint_seconds
+        """Read new entries with one XREADGROUP always in flight: the next batch is requested
+        before the current one is applied, so Redis and the exporter work side by side. A
+        prefetched batch is pending, not acknowledged, until applied and checkpointed."""
+        reader = client.connection_pool.get_connection()
+        try:
+            in_flight = self._request(reader)
+            next_checkpoint = next_claim = next_discover = time.monotonic()
+            while not stop.is_set():
+                reply = reader.read_response() if in_flight else None
+                in_flight = self._request(reader)
+                for stream, entries in _by_stream(reply):
+                    self._apply(stream.decode(), entries)
+                now = time.monotonic()
+                if now >= next_claim:
+                    self._claim(client)
+                    next_claim = now + self.claim_idle_ms / 2000
+                if now >= next_discover:
+                    self._discover(client)
+                    next_discover = now + DISCOVER_SECONDS
+                if now >= next_checkpoint:
+                    self._checkpoint(client)
+                    next_checkpoint = now + self.checkpoint_seconds
+            if in_flight:  # stopping: what was delivered is applied, then checkpointed
+                for stream, entries in _by_stream(reader.read_response()):
+                    self._apply(stream.decode(), entries)
+        finally:
+            client.connection_pool.release(reader)
+
+    def _request(self, reader: redis.connection.Connection) -> bool:
+        """Send XREADGROUP for new entries of every stream; False when there is none yet."""
+        if not self.streams:
+            time.sleep(self.block_ms / 1000)
+            return False
+        reader.send_command("XREADGROUP", "GROUP", self.group, self.consumer,
+                            "COUNT", self.batch, "BLOCK", self.block_ms,
+                            "STREAMS", *self.streams, *(">" for _ in self.streams))
+        return True
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -135,16 +159,6 @@ class StreamsSource(RedisSource):
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-
-    def _read(self, client: redis.Redis, block: int) -> None:
-        """One batch of new entries from every stream."""
-        if not self.streams:
-            time.sleep(block / 1000)
-            return
-        replies = client.xreadgroup(self.group, self.consumer, {s: ">" for s in self.streams},
-                                    count=self.batch, block=block)
-        for stream, entries in _by_stream(replies):
-            self._apply(stream.decode(), entries)
 
     def _read_pending(self, client: redis.Redis) -> None:
         """Every entry delivered to this consumer and not acknowledged, oldest first."""
@@ -171,22 +185,25 @@ class StreamsSource(RedisSource):
         self.unacked[stream].extend(entry_id for entry_id, _ in entries)
 
     def _claim(self, client: redis.Redis) -> None:
-        """Take over entries idle in other consumers' pending lists. XAUTOCLAIM returns our own
-        idle entries too (applied, waiting for a checkpoint): those are not applied again."""
+        """Take over entries idle in other consumers' pending lists. XPENDING names each entry's
+        owner, so this consumer's own entries (applied and waiting for a checkpoint, or read
+        ahead and not yet applied) are never taken again, as XAUTOCLAIM would."""
+        me = self.consumer.encode()
         for stream in self.streams:
-            mine = set(self.unacked[stream])
-            start = "0-0"
+            start = "-"
             while True:
-                start, entries, *_ = client.xautoclaim(stream, self.group, self.consumer,
-                                                       self.claim_idle_ms, start_id=start,
-                                                       count=self.batch)
-                theirs = [entry for entry in entries if entry[0] not in mine]
+                idle = client.xpending_range(stream, self.group, start, "+", self.batch,
+                                             idle=self.claim_idle_ms)
+                theirs = [p["message_id"] for p in idle if p["consumer"] != me]
                 if theirs:
-                    self._apply(stream, theirs)
+                    entries = client.xclaim(stream, self.group, self.consumer,
+                                            self.claim_idle_ms, theirs)
+                    self._apply(stream, entries)
                     with self.store.lock:
-                        self.claimed.inc((stream,), len(theirs))
-                if start in (b"0-0", "0-0"):
+                        self.claimed.inc((stream,), len(entries))
+                if len(idle) < self.batch:
                     break
+                start = b"(" + idle[-1]["message_id"]
 
     def _checkpoint(self, client: redis.Redis) -> None:
         """Persist the state and acknowledge exactly the entries it includes, atomically."""
@@ -230,7 +247,7 @@ def _by_stream(replies: dict | list | None) -> Iterable[tuple[bytes, list]]:
 
 
 def _data(fields: list[bytes] | dict[bytes, bytes] | None) -> bytes | None:
-    """The `data` field of an entry, from a raw field list or redis-py's dict (XAUTOCLAIM)."""
+    """The `data` field of an entry, from a raw field list or redis-py's dict (XCLAIM)."""
     if not fields:
         return None
     if isinstance(fields, dict):
