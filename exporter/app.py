@@ -114,11 +114,8 @@ class Exporter:
         self.store.expire()
         restored = all(source.restored for source in self.sources)
         parts = list(self.store.render(openmetrics, persisted=restored))
-        if openmetrics:
-            rest = om_exposition.generate_latest(self.registry).decode()
-            parts.append(rest)  # ends with "# EOF"
-        else:
-            parts.append(exposition.generate_latest(self.registry).decode())
+        encoder = om_exposition if openmetrics else exposition  # OpenMetrics ends with "# EOF"
+        parts.append(encoder.generate_latest(self.registry).decode())
         return "".join(parts).encode()
 
     def start(self) -> None:
