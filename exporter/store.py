@@ -150,9 +150,6 @@ class Family:
         self.series[key] = series
         return series
 
-    def remove(self, key: tuple[str, ...]) -> None:
-        self.series.pop(key, None)
-
     def expire(self, now: float) -> int:
         """Drop series not updated for `ttl` seconds; returns how many went."""
         ttl = self.ttl if self.ttl is not None else self.store.default_ttl
