@@ -15,7 +15,8 @@ metric names the dashboards read, the rules and DATA_VERSION):
    create-blocks-from rules`: the rules' 5-minute windows need raw samples at least every 2.5 min
    over all 90 days, about 20× the samples this machine can backfill in minutes.
 
-Queries run as Grafana would send them: "All" in every variable, a step of range/1000,
+Queries run as Grafana would send them: "All" in every variable, a step of range/1000 (or
+range/maxDataPoints where a panel sets it),
 $__rate_interval by Grafana's formula (max(step + scrape, 4 × scrape)) with the data's resolution
 as the scrape interval, so every window holds samples. Per dashboard and range: each query alone
 (median of runs; slowest and sum), and the dashboard's load time with 6 queries in flight at once
@@ -64,6 +65,7 @@ class Query:
     kind: str  # range, instant, series, labels
     expr: str  # PromQL, a series selector, or a label name
     panel: str
+    points: int = POINTS  # the panel's maxDataPoints: Grafana's step is range / points
 
 
 # -- the dashboards -------------------------------------------------------------------------------
@@ -104,7 +106,8 @@ def queries(dashboard: dict[str, Any]) -> list[Query]:
             if target.get("instant"):
                 found.append(Query("instant", target["expr"], panel.get("title", "")))
             if target.get("range", not target.get("instant")):
-                found.append(Query("range", target["expr"], panel.get("title", "")))
+                found.append(Query("range", target["expr"], panel.get("title", ""),
+                                   panel.get("maxDataPoints", POINTS)))
     for annotation in dashboard.get("annotations", {}).get("list", []):
         if annotation.get("expr"):
             found.append(Query("range", annotation["expr"], f"annotation {annotation['name']}"))
@@ -277,11 +280,15 @@ def dataset(workdir: Path, dashboards: dict[str, dict[str, Any]], agents: int) -
 
 # -- the queries ----------------------------------------------------------------------------------
 
-def send(session: requests.Session, url: str, query: Query, expr: str, end: int, window: int,
-         step: int) -> tuple[float, requests.Response]:
+def step_of(query: Query, window: int) -> int:
+    return max(MIN_STEP, window // query.points)
+
+
+def send(session: requests.Session, url: str, query: Query, expr: str, end: int,
+         window: int) -> tuple[float, requests.Response]:
     """One request as Grafana sends it, timed until the whole answer has arrived (decoding
     it is the browser's work, not Prometheus')."""
-    start = end - window
+    start, step = end - window, step_of(query, window)
     if query.kind == "range":
         endpoint, params = "query_range", {"query": expr, "start": start, "end": end,
                                            "step": step, "stats": "all"}
@@ -308,10 +315,10 @@ def outcome(response: requests.Response) -> tuple[int, float, str | None]:
 
 def measure(url: str, dashboard: dict[str, Any], end: int, window: int,
             runs: int) -> dict[str, Any]:
-    step = max(MIN_STEP, window // POINTS)
-    items = [(q, expand(q.expr, dashboard, window, step)) for q in queries(dashboard)]
+    items = [(q, expand(q.expr, dashboard, window, step_of(q, window)))
+             for q in queries(dashboard)]
     session = requests.Session()
-    one = lambda item: send(session, url, item[0], item[1], end, window, step)  # noqa: E731
+    one = lambda item: send(session, url, item[0], item[1], end, window)  # noqa: E731
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
         list(pool.map(one, items))  # warm the caches
         loads = []
