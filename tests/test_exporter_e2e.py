@@ -62,6 +62,31 @@ def test_seed_shaped_events_become_metrics(redis_url, start_exporter):
     assert value(s, "agent_exporter_events_lost_total", source="events:rag:queries") is None
 
 
+def test_interleaved_channels_in_one_burst_count_exactly_and_lose_nothing(redis_url, start_exporter):
+    """Replies read in one go are applied one batch per channel: per-channel order (and so the
+    publishers' sequence numbers) must survive that, and a pattern's channels keep their names."""
+    exporter = start_exporter(redis_url, *NO_COLLECTORS)
+    channels = ["events:tasks:updates", "events:agents:status", "events:errors:monitoring",
+                "events:errors:critical"]
+    bodies = [{"agent": "a", "status": "done"}, {"agentType": "a", "status": "idle"},
+              {"component": "c", "error": "e"}, {"component": "c", "error": "e"}]
+    sent = [0] * 4
+    pipe = redis.Redis.from_url(redis_url).pipeline(transaction=False)
+    for i in range(4000):
+        k = (i * 7 + i // 3) % 4  # interleaved, unevenly
+        sent[k] += 1
+        pipe.publish(channels[k], orjson.dumps({**bodies[k], "_pub": "p", "_seq": sent[k]}))
+    pipe.execute()
+    types = ["tasks", "agents", "errors", "errors"]
+    wait_until(lambda: [counted(exporter, "agent_exporter_events_total", source=c, type=t)
+                        for c, t in zip(channels, types)] == sent, message="every event counted")
+    s = exporter.samples()
+    assert value(s, "agent_tasks_total", agent="a", status="done") == sent[0]
+    assert value(s, "agent_errors_total", kind="monitoring", component="c") == sent[2]
+    assert value(s, "agent_errors_total", kind="critical", component="c") == sent[3]
+    assert [value(s, "agent_exporter_events_lost_total", source=c) or 0 for c in channels] == [0] * 4
+
+
 def test_scrape_passes_promtool_check_metrics(redis_url, start_exporter):
     promtool = require_binary("promtool")
     exporter = start_exporter(redis_url, *NO_COLLECTORS)

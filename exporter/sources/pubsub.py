@@ -100,29 +100,27 @@ class PubSubSource(RedisSource):
             self._apply(replies, canary, names)
 
     def _apply(self, replies: list, canary: bytes, names: dict[bytes, str]) -> None:
-        route = channel = None
-        payloads: list[bytes] = []
+        """Apply replies one batch per channel (and pattern). Order is kept within a channel;
+        across channels it does not matter (each feeds its own series and has its own sequence
+        numbers), and one batch per channel instead of one per run of a channel saves most of
+        the per-batch cost when publishers interleave."""
+        batches: dict[object, tuple[str, str, list[bytes]]] = {}
         for reply in replies:
             kind = reply[0]
             if kind == b"message":
                 if reply[1] == canary:
                     self._canary_received = time.monotonic()
                     continue
-                next_route = next_channel = names.get(reply[1]) or names.setdefault(
-                    reply[1], reply[1].decode())
-                payload = reply[2]
+                key, payload = reply[1], reply[2]
             elif kind == b"pmessage":
-                next_route = names.get(reply[1]) or names.setdefault(reply[1], reply[1].decode())
-                next_channel = names.get(reply[2]) or reply[2].decode()
-                payload = reply[3]
+                key, payload = (reply[1], reply[2]), reply[3]
             else:
                 continue
-            if next_channel != channel and payloads:
-                self.dispatcher.dispatch_many(route, channel, payloads, True)
-                payloads = []
-            route, channel = next_route, next_channel
-            payloads.append(payload)
-        if payloads:
+            batch = batches.get(key)
+            if batch is None:
+                batch = batches[key] = _route(reply, names) + ([],)
+            batch[2].append(payload)
+        for route, channel, payloads in batches.values():
             self.dispatcher.dispatch_many(route, channel, payloads, True)
 
     def _check_canary(self) -> None:
@@ -142,3 +140,10 @@ class PubSubSource(RedisSource):
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 continue  # the reader notices an outage on its own
         client.close()
+
+
+def _route(reply: list, names: dict[bytes, str]) -> tuple[str, str]:
+    """(route, channel) of a message or pmessage reply. Subscribed names are decoded once;
+    the channels a pattern matches are not kept (there may be any number of them)."""
+    route = names.get(reply[1]) or names.setdefault(reply[1], reply[1].decode())
+    return (route, route) if reply[0] == b"message" else (route, reply[2].decode())
