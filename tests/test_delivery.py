@@ -286,3 +286,31 @@ def test_sighup_reloads_key_checks(redis_url, start_exporter):
     exporter.proc.signal(signal.SIGHUP)
     wait_until(lambda: value(exporter.samples(), "jobs_queued") == 3, message="the new check runs")
     assert value(exporter.samples(), "jobs_waiting") is None
+
+
+class RecordingStop(threading.Event):
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return False
+
+
+def test_readers_pause_after_small_reads_only_while_the_rate_is_low(monkeypatch):
+    from exporter import sources
+    clock = [100.0]
+    monkeypatch.setattr(sources.time, "monotonic", lambda: clock[0])
+    gather, stop = sources.Gather(), RecordingStop()
+    gather.after(1, stop)  # the rate starts low
+    gather.after(sources.GATHER_BELOW, stop)  # not a small read
+    assert stop.waits == [sources.GATHER_SECONDS]
+    clock[0] += 0.5
+    gather.after(5000, stop)
+    clock[0] += 0.5
+    gather.after(1, stop)  # one second at 5 002 messages/s: a busy reader never pauses
+    assert gather.rate > sources.GATHER_RATE and stop.waits == [sources.GATHER_SECONDS]
+    clock[0] += 1.0
+    gather.after(1, stop)  # the next second was quiet again
+    assert gather.rate < sources.GATHER_RATE and len(stop.waits) == 2

@@ -23,7 +23,7 @@ import redis
 from ..channels import is_pattern
 from ..dispatcher import Dispatcher
 from ..store import Store
-from . import RedisHealth, RedisSource
+from . import Gather, RedisHealth, RedisSource
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +104,16 @@ class StreamsSource(RedisSource):
     def _consume(self, client: redis.Redis, stop: threading.Event) -> None:
         """Read new entries with one XREADGROUP always in flight: the next batch is requested
         before the current one is applied, so Redis and the exporter work side by side. A
-        prefetched batch is pending, not acknowledged, until applied and checkpointed."""
+        prefetched batch is pending, not acknowledged, until applied and checkpointed. At a low
+        rate the request after a small batch waits, so that it takes several entries (Gather)."""
         reader = client.connection_pool.get_connection()
         try:
             in_flight = self._request(reader)
             next_checkpoint = next_claim = next_discover = time.monotonic()
+            gather = Gather()
             while not stop.is_set():
                 reply = reader.read_response() if in_flight else None
+                gather.after(sum(len(entries) for _, entries in _by_stream(reply)), stop)
                 in_flight = self._request(reader)
                 for stream, entries in _by_stream(reply):
                     self._apply(stream.decode(), entries)
