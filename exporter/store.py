@@ -130,10 +130,7 @@ class Family:
         series.touched = self.clock.now
 
     def observe(self, key: tuple[str, ...], value: float) -> None:
-        self.record(self.series.get(key) or self.child(key), value)
-
-    def record(self, series: HistogramSeries, value: float) -> None:
-        """Observe into a series already looked up (callers that keep one per source)."""
+        series = self.series.get(key) or self.child(key)
         series.counts[bisect_left(self.bounds, value)] += 1
         series.sum += value
         series.touched = self.clock.now

@@ -181,11 +181,12 @@ class StreamsSource(RedisSource):
     def _apply(self, stream: str, entries: list) -> None:
         """Apply entries ([id, fields]); an entry trimmed away while pending has no fields, and
         only its acknowledgement is left to do."""
-        self.dispatcher.dispatch_many(self.streams[stream], stream,
-                                      [_data(fields) for _, fields in entries])
+        self.dispatcher.dispatch_many(
+            self.streams[stream], stream,
+            [f[1] if f.__class__ is list and f[0] == b"data" else _data(f) for _, f in entries])
         with self.store.lock:
             self.read.inc((stream,), len(entries))
-        self.unacked[stream].extend(entry_id for entry_id, _ in entries)
+        self.unacked[stream] += [entry[0] for entry in entries]
 
     def _claim(self, client: redis.Redis) -> None:
         """Take over entries idle in other consumers' pending lists. XPENDING names each entry's
