@@ -87,6 +87,35 @@ def test_interleaved_channels_in_one_burst_count_exactly_and_lose_nothing(redis_
     assert [value(s, "agent_exporter_events_lost_total", source=c) or 0 for c in channels] == [0] * 4
 
 
+def test_buffered_pubsub_replies_are_taken_from_hiredis_directly(redis_url):
+    """The pub/sub reader takes replies hiredis has already parsed without redis-py's per-call
+    layers; if a redis-py upgrade moves its parser, this fails instead of ingestion slowing."""
+    import hiredis
+
+    from exporter.sources import connect
+    from exporter.sources.pubsub import _parsed_replies
+    pubsub = connect(redis_url).pubsub()
+    pubsub.subscribe("c")
+    redis.Redis.from_url(redis_url).publish("c", b"1")
+    parsed = _parsed_replies(pubsub.connection)
+    assert isinstance(parsed.__self__, hiredis.Reader)
+    first = pubsub.connection.read_response(timeout=5)  # the subscribe confirmation
+    wait_until(lambda: pubsub.connection.can_read(timeout=0.1), message="the message arrived")
+    pubsub.connection.read_response(timeout=0)  # reads the socket, leaves nothing buffered
+    assert first[0] == b"subscribe" and parsed().__class__ is not list
+    pipe = redis.Redis.from_url(redis_url).pipeline(transaction=False)
+    for i in range(100):  # Redis writes them to the subscriber in one go
+        pipe.publish("c", str(i))
+    pipe.execute()
+    assert pubsub.connection.read_response(timeout=5) == [b"message", b"c", b"0"]
+    drained = []
+    while (reply := parsed()).__class__ is list:
+        drained.append(reply)
+    assert drained and drained == [[b"message", b"c", str(i).encode()]
+                                   for i in range(1, len(drained) + 1)]
+    pubsub.close()
+
+
 def test_scrape_passes_promtool_check_metrics(redis_url, start_exporter):
     promtool = require_binary("promtool")
     exporter = start_exporter(redis_url, *NO_COLLECTORS)
