@@ -36,8 +36,7 @@ CANARY_MISSES = 3  # canaries published and not received before the connection i
 class PubSubSource(RedisSource):
     name = "pubsub"
     # The idle wait of a read is the connection's own timeout: a read given a timeout of its
-    # own costs two extra system calls (setting it and restoring it), once per message at
-    # low rates, where the system calls are most of the CPU the exporter uses.
+    # own costs two more system calls (setting it and restoring it) per wake-up.
     socket_timeout = POLL_SECONDS
 
     def __init__(self, redis_url: str, routes: list[str], dispatcher: Dispatcher,
