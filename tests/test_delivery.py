@@ -97,6 +97,30 @@ def test_kill_9_five_times_loses_nothing_and_counts_nothing_twice(redis_url, tmp
         exporter.stop()
 
 
+def test_entries_whose_reply_was_lost_with_the_connection_are_read_again(redis_url, start_exporter):
+    """Redis moves entries into the consumer's pending list when it serves XREADGROUP; if the
+    connection drops before the reply arrives, the reconnected exporter must read them again."""
+    exporter = start_exporter(redis_url, *NO_COLLECTORS, config=FAST_STREAMS,
+                              env={"AGENT_EXPORTER_CONSUMER": "c1"})
+    publish_tasks(redis_url, 100)
+    done = lambda: scrape_total(exporter, "agent_tasks_total")  # noqa: E731
+    wait_until(lambda: done() == 100, message="the first 100 applied")
+    client = redis.Redis.from_url(redis_url)
+    pipe = client.pipeline(transaction=True)  # the exporter's blocked read is served after EXEC
+    for i in range(5):
+        pipe.xadd("events:tasks:updates", {"data": orjson.dumps({"agent": "x", "status": "done"})})
+    pipe.xreadgroup("agent-exporter", "c1", {"events:tasks:updates": ">"}, count=5)
+    *_, delivered = pipe.execute()
+    assert len(delivered[0][1]) == 5  # delivered to the exporter's consumer, never seen by it
+    client.client_kill_filter(_type="normal", skipme=True)  # the exporter's connections drop
+    wait_until(lambda: value(exporter.samples(), "agent_exporter_redis_reconnects_total") >= 1,
+               message="a reconnect")
+    wait_until(lambda: done() == 105, message="the 5 entries delivered before the drop applied")
+    wait_until(lambda: value(exporter.samples(), "agent_exporter_stream_pending_entries",
+                             stream="events:tasks:updates") == 0, message="all acknowledged")
+    assert done() == 105
+
+
 def test_two_exporters_share_a_group_and_claim_a_dead_consumers_entries(redis_url, start_exporter):
     first = start_exporter(redis_url, *NO_COLLECTORS, config=FAST_STREAMS,
                            env={"AGENT_EXPORTER_CONSUMER": "one"})

@@ -89,16 +89,18 @@ class StreamsSource(RedisSource):
 
     def _prepare(self, client: redis.Redis) -> None:
         """Groups; then, once per process, the checkpoint and this consumer's pending entries
-        (applied before a crash, never checkpointed). After a mere reconnect the applied state is
-        still in memory and the unacknowledged ids are still listed, so nothing is re-read."""
+        (applied before a crash, never checkpointed). After a reconnect the applied state is
+        still in memory and its unacknowledged ids are listed; what else is pending was
+        delivered in a reply the dropped connection lost, and only that is read again."""
         self._discover(client)
         if self.restored:
+            self._read_pending(client, {s: set(ids) for s, ids in self.unacked.items()})
             return
         blob = client.get(self.checkpoint_key)
         if blob:
             self.store.load(orjson.loads(blob))
             log.info("restored checkpoint %s", self.checkpoint_key)
-        self._read_pending(client)
+        self._read_pending(client, {})
         self.restored = True
 
     def _consume(self, client: redis.Redis, stop: threading.Event) -> None:
@@ -163,8 +165,9 @@ class StreamsSource(RedisSource):
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def _read_pending(self, client: redis.Redis) -> None:
-        """Every entry delivered to this consumer and not acknowledged, oldest first."""
+    def _read_pending(self, client: redis.Redis, applied: dict[str, set[bytes]]) -> None:
+        """Every entry delivered to this consumer and not acknowledged, oldest first, except
+        those already `applied`."""
         cursors = {s: "0" for s in self.streams}
         while cursors:
             replies = client.xreadgroup(self.group, self.consumer, cursors, count=self.batch)
@@ -172,7 +175,8 @@ class StreamsSource(RedisSource):
             for stream, entries in _by_stream(replies):
                 name = stream.decode()
                 if entries:
-                    self._apply(name, entries)
+                    skip = applied.get(name, ())
+                    self._apply(name, [e for e in entries if e[0] not in skip])
                     cursors[name] = entries[-1][0]
                     done.discard(name)
             for name in done:
