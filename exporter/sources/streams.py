@@ -1,13 +1,17 @@
 """Redis Streams with a consumer group: at-least-once delivery, made exact by checkpoints.
 
 An entry read with XREADGROUP is applied at once but acknowledged only by a checkpoint: one
-MULTI/EXEC that stores the whole metric state and XACKs exactly the entries that state includes.
-After a crash the exporter restores the last checkpoint and re-reads its still-pending entries
-(same consumer name), so every entry counts once: no loss, no double count, no counter reset.
-Entries left pending by a consumer that never came back are claimed (XPENDING, then XCLAIM).
+MULTI/EXEC that stores the whole metric state and acknowledges exactly the entries that state
+includes. After a crash the exporter restores the last checkpoint and re-reads its still-pending
+entries (same consumer name), so every entry counts once: no loss, no double count, no counter
+reset. Entries left pending by a consumer that never came back are claimed (XPENDING, XCLAIM).
 
-The checkpoint runs on the reader's own thread between batches, so no entry can be applied
-between taking the snapshot and choosing which ids to acknowledge.
+The checkpoint runs on the reader's own thread with no read in flight, and every entry Redis
+delivered to this consumer has been applied by then (a reply lost with a dropped connection is
+read again on reconnecting), so the consumer's pending list is exactly what the state includes.
+It is acknowledged with XGROUP DELCONSUMER, which drops the consumer with its pending list (the
+next XREADGROUP creates it again), instead of an XACK naming every id: at 100 k entries/s that
+XACK cost 7 % of the reader's CPU to pack, and Redis as much again to parse.
 """
 from __future__ import annotations
 
@@ -104,10 +108,10 @@ class StreamsSource(RedisSource):
         self.restored = True
 
     def _consume(self, client: redis.Redis, stop: threading.Event) -> None:
-        """Read new entries with one XREADGROUP always in flight: the next batch is requested
-        before the current one is applied, so Redis and the exporter work side by side. A
-        prefetched batch is pending, not acknowledged, until applied and checkpointed. At a low
-        rate the request after a small batch waits, so that it takes several entries (Gather)."""
+        """Read new entries with one XREADGROUP in flight: the next batch is requested before
+        the current one is applied, so Redis and the exporter work side by side; only a
+        checkpoint waits for the read in flight to be applied first. At a low rate the request
+        after a small batch waits, so that it takes several entries (Gather)."""
         reader = client.connection_pool.get_connection()
         try:
             in_flight = self._request(reader)
@@ -116,17 +120,17 @@ class StreamsSource(RedisSource):
             while not stop.is_set():
                 reply = reader.read_response() if in_flight else None
                 gather.after(sum(len(entries) for _, entries in _by_stream(reply)), stop)
-                in_flight = self._request(reader)
+                now = time.monotonic()
+                in_flight = now < next_checkpoint and self._request(reader)
                 for stream, entries in _by_stream(reply):
                     self._apply(stream.decode(), entries)
-                now = time.monotonic()
                 if now >= next_claim:
                     self._claim(client)
                     next_claim = now + self.claim_idle_ms / 2000
                 if now >= next_discover:
                     self._discover(client)
                     next_discover = now + DISCOVER_SECONDS
-                if now >= next_checkpoint:
+                if now >= next_checkpoint:  # nothing in flight: see _checkpoint
                     self._checkpoint(client)
                     next_checkpoint = now + self.checkpoint_seconds
             if in_flight:  # stopping: what was delivered is applied, then checkpointed
@@ -214,26 +218,31 @@ class StreamsSource(RedisSource):
                 start = b"(" + idle[-1]["message_id"]
 
     def _checkpoint(self, client: redis.Redis) -> None:
-        """Persist the state and acknowledge exactly the entries it includes, atomically."""
+        """Persist the state and acknowledge exactly the entries it includes, atomically: this
+        consumer's whole pending list, so no XREADGROUP may be in flight."""
         acks = {s: ids for s, ids in self.unacked.items() if ids}
         if acks:
             with self.store.lock:
                 blob = orjson.dumps(self.store.dump())
             pipe = client.pipeline(transaction=True)
             pipe.set(self.checkpoint_key, blob)
-            for stream, ids in acks.items():
-                pipe.xack(stream, self.group, *ids)
+            for stream in acks:
+                pipe.xgroup_delconsumer(stream, self.group, self.consumer)
             try:
-                pipe.execute()
+                _, *acked = pipe.execute()
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 with self.store.lock:
                     self.checkpoints.inc(("error",))
                 raise
             with self.store.lock:
                 self.checkpoints.inc(("ok",))
-                for stream, ids in acks.items():
-                    self.acked.inc((stream,), len(ids))
-            for stream in acks:
+                for stream, count in zip(acks, acked):
+                    self.acked.inc((stream,), count)
+            for (stream, ids), count in zip(acks.items(), acked):
+                if count != len(ids):
+                    log.warning("%s: acknowledged %d pending entries, %d applied: does another "
+                                "process read as consumer %s?", stream, count, len(ids),
+                                self.consumer)
                 self.unacked[stream] = []
         self._report_groups(client)
 
