@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from . import dashboards, ingest, latency, render, resources
+from . import checkpoint, dashboards, ingest, latency, render, resources
 from .common import RESULTS, Result, environment, fmt, table
 
 BENCHMARKS: dict[str, Callable[[Path, bool], Result]] = {
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[[Path, bool], Result]] = {
     "render": render.run,
     "resources": resources.run,
     "dashboards": dashboards.run,
+    "checkpoint": checkpoint.run,
 }
 
 
