@@ -24,14 +24,12 @@ import orjson
 import redis
 import requests
 
+from exporter import __version__, channels
+from tests.support.procs import Exporter, Proc, RedisServer, free_port, wait_until
+
+from .receiver import PROBE
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from procs import Exporter, Proc, RedisServer, free_port, wait_until  # noqa: E402
-
-from exporter import __version__, channels  # noqa: E402
-
-from .receiver import PROBE  # noqa: E402
 
 __all__ = ["Proc", "free_port", "wait_until"]  # re-exported for the benchmark modules
 

@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 import redis
 
 from . import __version__
-from .domains.tasks import SLA_SECONDS
-from .domains.workflows import SLOW_STEP_SECONDS
+from .thresholds import SLOW_STEP_SECONDS, TASK_SLA_SECONDS
 from .publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -260,7 +259,7 @@ class Swarm:
         if self.rng.random() < self.sla_breach_ratio:
             # Reported at the normal pace (not 30 minutes later) so the alert shows within
             # minutes: these tasks sat behind a stuck dependency since before the demo started.
-            duration = self.rng.uniform(SLA_SECONDS * 1.05, SLA_SECONDS * 2.5)
+            duration = self.rng.uniform(TASK_SLA_SECONDS * 1.05, TASK_SLA_SECONDS * 2.5)
         self.pub.task_update(task.id, agent=agent.id, status="failed" if task.failed else "done",
                              duration_seconds=round(duration, 3))
         if task.failed:

@@ -1,4 +1,9 @@
-"""Fixtures: real redis-server (one per session, flushed per test) and exporter factories."""
+"""Fixtures: real redis-server (one per session, flushed per test) and exporter factories.
+
+Tests are unit tests unless marked `integration`; only those may start a process (a server, a
+tool, the CLI), so that `pytest -m "not integration"` is the fast check it claims to be. A test
+that takes a server fixture is marked for you; any other that starts a process is told to be.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -6,7 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from procs import Exporter, RedisServer
+from tests.support import procs
+from tests.support.procs import Exporter, RedisServer
+
+SERVER_FIXTURES = frozenset({"redis_server", "redis_url", "start_exporter"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before any fixture of the test runs: may it start processes?"""
+    procs.PROCESSES_ALLOWED = item.get_closest_marker("integration") is not None
 
 
 @pytest.fixture(scope="session")

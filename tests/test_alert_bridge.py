@@ -9,7 +9,8 @@ import redis
 import requests
 
 from exporter.config import ConfigError, load
-from procs import RedisServer, value, wait_until
+from tests.support.procs import RedisServer, value, wait_until
+from tests.support.subscriber import Subscriber
 
 
 
@@ -45,32 +46,6 @@ def post(url: str, body: bytes, token: str | None = None) -> requests.Response:
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return requests.post(url + "/alertmanager", data=body, headers=headers, timeout=10)
-
-
-class Subscriber:
-    """A Redis pub/sub subscriber on events:alerts:* that collects the decoded messages."""
-
-    def __init__(self, redis_url: str) -> None:
-        self.client = redis.Redis.from_url(redis_url)
-        self.pubsub = self.client.pubsub()
-        self.pubsub.psubscribe("events:alerts:*")
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        wait_until(lambda: (self.pubsub.get_message(timeout=0.1) or {}).get("type") == "psubscribe",
-                   message="Redis to confirm the subscription")
-
-    def poll(self) -> list[tuple[str, dict[str, Any]]]:
-        while (message := self.pubsub.get_message(timeout=0.05)) is not None:
-            if message["type"] == "pmessage":
-                self.received.append((message["channel"].decode(), orjson.loads(message["data"])))
-        return self.received
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[str, dict[str, Any]]]:
-        return wait_until(lambda: len(self.poll()) >= count and self.received, timeout=timeout,
-                          message=f"{count} message(s) on events:alerts:*")
-
-    def close(self) -> None:
-        self.pubsub.close()
-        self.client.close()
 
 
 @pytest.fixture()

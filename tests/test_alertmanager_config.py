@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from procs import REPO, require_binary
+from tests.support.procs import REPO, require_binary
+
+pytestmark = pytest.mark.integration
 
 CONFIG = REPO / "alertmanager" / "alertmanager.yml"
 TEMPLATES = REPO / "alertmanager" / "templates"

@@ -19,8 +19,10 @@ import pytest
 import requests
 import yaml
 
-from procs import REPO, Exporter, Proc, RedisServer, free_port, require_binary, value, wait_until
-from test_alert_bridge import Subscriber
+from tests.support.procs import REPO, Exporter, Proc, RedisServer, free_port, require_binary, value, wait_until
+from tests.support.subscriber import Subscriber
+
+pytestmark = pytest.mark.integration
 
 TOKEN = "live-test-token"
 

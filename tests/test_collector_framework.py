@@ -15,7 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from exporter import collectors
 from exporter.collectors import COLLECTORS, CollectorSet
 from exporter.config import load
-from procs import REPO, value, wait_until
+from tests.support.procs import REPO, value, wait_until
 
 
 class Working:

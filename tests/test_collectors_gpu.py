@@ -13,7 +13,7 @@ import pytest
 
 from exporter.collectors.gpu import GpuCollector
 from exporter.config import load
-from procs import value
+from tests.support.procs import value
 
 
 def nvml_error(code: int) -> pynvml.NVMLError:

@@ -12,7 +12,7 @@ import pytest
 
 from exporter.collectors.host import HostCollector
 from exporter.config import load
-from procs import require_binary, value
+from tests.support.procs import require_binary, value
 
 
 def collect() -> dict[tuple[str, frozenset], float]:

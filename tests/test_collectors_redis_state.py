@@ -16,7 +16,7 @@ import pytest
 from exporter.collectors.redis_state import (DEFAULT_KEY_CHECKS, RedisStateCollector,
                                              parse_key_checks)
 from exporter.config import ConfigError, load
-from procs import REPO, RedisServer, parse_samples, require_binary, value, wait_until
+from tests.support.procs import REPO, RedisServer, parse_samples, require_binary, value, wait_until
 
 
 def write_seed_keys(client) -> None:

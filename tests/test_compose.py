@@ -20,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from procs import REPO, free_port, wait_until
+from tests.support.procs import REPO, free_port, wait_until
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SERVICES = {"redis", "exporter", "prometheus", "alertmanager", "grafana", "demo"}
@@ -91,6 +91,7 @@ def compose_cli() -> list[str] | None:
     return None
 
 
+@pytest.mark.integration
 def test_compose_file_passes_compose_config() -> None:
     cli = compose_cli()
     if cli is None:
@@ -267,6 +268,7 @@ def test_image_context_holds_the_package_only() -> None:
     assert not allowed & {".env", ".state", ".venv", "alertmanager"}
 
 
+@pytest.mark.integration
 def test_compose_stack_comes_up_with_dashboards() -> None:
     """Needs a Docker engine: builds the image, waits for every service to be healthy, asks
     Grafana (with the admin password; anonymous access refused) for the provisioned dashboards."""

@@ -73,6 +73,7 @@ def test_bad_file_names_the_key_and_the_file(tmp_path, text, key):
     assert str(path) in str(caught.value)
 
 
+@pytest.mark.integration
 def test_cli_exits_2_on_bad_or_unreadable_config(tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("listen: 9842\n")
@@ -84,6 +85,7 @@ def test_cli_exits_2_on_bad_or_unreadable_config(tmp_path):
         assert expected in result.stderr
 
 
+@pytest.mark.integration
 def test_help_documents_every_flag():
     result = subprocess.run([sys.executable, "-m", "exporter", "--help"], capture_output=True,
                             text=True, timeout=30, cwd=REPO)

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from metric_list import documented, is_documented
-from procs import REPO
+from tests.support.metric_list import documented, is_documented
+from tests.support.procs import REPO
 
 DASHBOARDS = REPO / "grafana" / "dashboards"
 PROVISIONING = REPO / "grafana" / "provisioning"

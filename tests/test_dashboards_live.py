@@ -23,9 +23,9 @@ import yaml
 
 from exporter import channels
 from exporter.publisher import Publisher
-from metric_list import documented
-from procs import REPO, Proc, free_port, require_binary, wait_until
-from test_dashboards import (RULES, VARIABLE_REF, label_values, load_dashboards, metric_names,
+from tests.support.metric_list import documented
+from tests.support.procs import REPO, Proc, free_port, require_binary, wait_until
+from tests.test_dashboards import (RULES, VARIABLE_REF, label_values, load_dashboards, metric_names,
                              panels, query_variables, variable_query)
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,9 @@ import requests
 
 from exporter.publisher import Publisher
 from exporter.sources.pubsub import CANARY_MISSES, CANARY_SECONDS, PubSubSource
-from procs import Exporter, RedisServer, value, wait_until
+from tests.support.procs import Exporter, RedisServer, value, wait_until
+
+pytestmark = pytest.mark.integration
 
 NO_COLLECTORS = ("--no-collector.host", "--no-collector.gpu", "--no-collector.redis_state")
 FAST_STREAMS = """

@@ -4,6 +4,8 @@ alert rules look for. Time is compressed with --speed so each run takes seconds.
 """
 from __future__ import annotations
 
+import pytest
+
 import math
 import os
 import subprocess
@@ -14,7 +16,9 @@ from typing import Any
 import orjson
 import redis
 
-from procs import REPO, Exporter, value, wait_until
+from tests.support.procs import REPO, Exporter, value, wait_until
+
+pytestmark = pytest.mark.integration
 
 DEMO_AGENTS = 12  # the demo's default; agent ids are <type>-<n>
 

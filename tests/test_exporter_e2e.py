@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 
 from exporter.publisher import Publisher
-from procs import Exporter, RedisServer, require_binary, value, wait_until
-from test_dispatcher import BAD_EVENTS, events as event_strategy
+from tests.support.procs import Exporter, RedisServer, require_binary, value, wait_until
+from tests.support.events import BAD_EVENTS, events as event_strategy
+
+pytestmark = pytest.mark.integration
 
 NO_COLLECTORS = ("--no-collector.host", "--no-collector.gpu", "--no-collector.redis_state")
 

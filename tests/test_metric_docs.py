@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from exporter.app import Exporter
 from exporter.config import load
-from metric_list import documented
+from tests.support.metric_list import documented
 
 STANDARD = ("process_", "python_")  # prometheus-client's own, documented upstream
 

@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metric_list import documented, is_documented
-from procs import REPO, require_binary
+from tests.support.metric_list import documented, is_documented
+from tests.support.procs import REPO, require_binary
+
+pytestmark = pytest.mark.integration
 
 PROM = REPO / "prometheus"
 CONFIG = PROM / "prometheus.yml"

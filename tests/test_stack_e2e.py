@@ -21,9 +21,9 @@ import redis
 import requests
 import yaml
 
-from procs import REPO, Proc, free_port, parse_samples, require_binary, value, wait_until
+from tests.support.procs import REPO, Proc, free_port, parse_samples, require_binary, value, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ALERT = "TrainingLossDiverging"
 BRIDGE_URL = "http://exporter:9842/alertmanager"  # the compose service the webhook names

@@ -8,10 +8,10 @@ from __future__ import annotations
 from ..config import Config
 from ..events import label, number
 from ..store import Store
+from ..thresholds import TASK_SLA_SECONDS
 from . import family_factory
 
-SLA_SECONDS = 1800  # seed 000: tasks should finish within 30 minutes
-TASK_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1200, SLA_SECONDS, 2700, 3600, 7200)
+TASK_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1200, TASK_SLA_SECONDS, 2700, 3600, 7200)
 
 
 class TaskUpdates:
@@ -24,7 +24,7 @@ class TaskUpdates:
                             "Task status updates received, by agent and reported status.",
                             ["agent", "status"])
         self.duration = family("agent_task_duration_seconds", "histogram",
-                               "Task durations reported with status updates (SLA edge: 1800 s).",
+                               f"Task durations reported with status updates (SLA edge: {TASK_SLA_SECONDS} s).",
                                ["agent", "status"], TASK_BUCKETS)
 
     def handle(self, event: dict, channel: str) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from ..config import Config
 from ..events import label, number
 from ..store import Store
+from ..thresholds import SLOW_STEP_SECONDS
 from . import family_factory
 
-SLOW_STEP_SECONDS = 600  # seed 000: a step slower than 10 minutes is slow
 STEP_BUCKETS = (1, 5, 15, 30, 60, 120, 300, SLOW_STEP_SECONDS, 900, 1800, 3600)
 
 
@@ -21,7 +21,7 @@ class WorkflowSteps:
         family = family_factory(store, config)
         self.limit = config.max_label_length
         self.duration = family("workflow_step_duration_seconds", "histogram",
-                               "Workflow step durations (slow-step edge: 600 s).",
+                               f"Workflow step durations (slow-step edge: {SLOW_STEP_SECONDS} s).",
                                ["workflow", "step"], STEP_BUCKETS)
 
     def handle(self, event: dict, channel: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 ROW = re.compile(r"^\|\s*`([a-zA-Z_:][a-zA-Z0-9_:<>]*)`\s*\|\s*(counter|gauge|histogram|untyped)\s*\|",
                  re.MULTILINE)
 SUFFIXES = {"histogram": ("_bucket", "_sum", "_count")}

@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
+PROCESSES_ALLOWED = True  # set per test by conftest: only integration tests start processes
+
+
+def _check_allowed(what: str) -> None:
+    if not PROCESSES_ALLOWED:
+        raise AssertionError(f"this test starts {what}: mark it @pytest.mark.integration")
 
 
 def free_port() -> int:
@@ -29,6 +35,7 @@ def free_port() -> int:
 
 def require_binary(name: str) -> str:
     """Path of a server binary; without it, a skip locally and a failure in CI."""
+    _check_allowed(name)
     path = shutil.which(name)
     if path:
         return path
@@ -65,6 +72,7 @@ class Proc:
 
     def __init__(self, argv: Sequence[str], log: Path, env: dict[str, str] | None = None,
                  cwd: Path | None = None) -> None:
+        _check_allowed(argv[0])
         self.argv = list(argv)
         self.log_path = log
         self._log = open(log, "ab")

@@ -10,7 +10,7 @@ from exporter.config import load
 from exporter.dispatcher import Dispatcher
 from exporter.domains import create_domains
 from exporter.store import Store
-from procs import parse_samples
+from tests.support.procs import parse_samples
 
 
 class Ingest:
