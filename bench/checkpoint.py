@@ -12,13 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from .common import Result, median, start_redis
 
 STATE = b"x" * 200_000  # about the checkpoint of the benchmark's 200-agent mix
-METHODS: dict[str, Callable[[redis.client.Pipeline, str, list[bytes]], None]] = {
+METHODS: dict[str, Callable[[redis.client.Pipeline, str, list[bytes]], object]] = {
     "XACK of every id": lambda pipe, group, ids: pipe.xack("s", group, *ids),
     "XGROUP DELCONSUMER": lambda pipe, group, ids: pipe.xgroup_delconsumer("s", group, "c"),
 }
@@ -35,9 +36,11 @@ def fill(client: redis.Redis, n: int) -> None:
 def read_all(client: redis.Redis, group: str) -> list[bytes]:
     """Deliver every entry to consumer c of `group`; their ids."""
     ids: list[bytes] = []
-    while reply := client.xreadgroup(group, "c", {"s": ">"}, count=10_000):
+    while True:
+        reply: Any = client.xreadgroup(group, "c", {"s": ">"}, count=10_000)
+        if not reply:
+            return ids
         ids += [entry[0] for entry in reply[0][1]]
-    return ids
 
 
 def checkpoint(client: redis.Redis, method: str, group: str, ids: list[bytes]) -> tuple[float, float]:

@@ -24,7 +24,7 @@ import orjson
 import redis
 import requests
 
-from exporter import __version__, channels
+from exporter import __version__, contract
 from tests.support.procs import Exporter, Proc, RedisServer, free_port, wait_until
 
 from .receiver import PROBE
@@ -124,7 +124,8 @@ def environment() -> dict[str, Any]:
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
     meminfo = Path("/proc/meminfo").read_text()
-    mem_kb = int(re.search(r"^MemTotal:\s+(\d+)", meminfo, re.M).group(1))
+    mem_total = re.search(r"^MemTotal:\s+(\d+)", meminfo, re.M)
+    mem_kb = int(mem_total.group(1)) if mem_total else 0
     commit = _first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "exporter"],
                            capture_output=True, text=True).stdout.strip()
@@ -176,20 +177,20 @@ class Mix:
                                      "status": status}
             if status != "running":
                 event["duration_seconds"] = round(r.lognormvariate(4.5, 1.0), 3)
-            return channels.TASKS, event
+            return contract.TASKS, event
         if pick < 0.80:
             tasks = r.randint(0, 5)
-            return channels.AGENTS, {"agentType": agent, "status": "busy" if tasks else "idle",
+            return contract.AGENTS, {"agentType": agent, "status": "busy" if tasks else "idle",
                                      "taskCount": tasks, "queueDepth": r.randint(0, 20),
                                      "load": round(r.random(), 3)}
         if pick < 0.95:
-            return channels.RAG, {"duration_seconds": round(r.lognormvariate(-1.5, 0.8), 4),
+            return contract.RAG, {"duration_seconds": round(r.lognormvariate(-1.5, 0.8), 4),
                                   "success": r.random() > 0.02, "cache_hit": r.random() < 0.3,
                                   "relevance_score": round(r.random(), 3),
                                   "confidence_score": round(r.random(), 3),
                                   "fallback": r.random() < 0.05, "source": r.choice(RAG_SOURCES)}
         workflow = r.choice(list(WORKFLOWS))
-        return channels.WORKFLOWS, {"workflowId": workflow, "stepId": r.choice(WORKFLOWS[workflow]),
+        return contract.WORKFLOWS, {"workflowId": workflow, "stepId": r.choice(WORKFLOWS[workflow]),
                                     "duration_seconds": round(r.lognormvariate(3, 1), 3)}
 
     def payload(self, channel: str, event: dict[str, Any]) -> bytes:
@@ -316,11 +317,13 @@ class Receiver:
             [sys.executable, "-m", "bench.receiver", transport, redis_url, str(count)],
             cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True)
         self.pid = self.proc.pid
-        if self.proc.stdout.readline().strip() != "ready":
+        assert self.proc.stdout is not None
+        self.stdout = self.proc.stdout
+        if self.stdout.readline().strip() != "ready":
             raise RuntimeError("the baseline receiver did not start")
 
     def lines(self) -> Iterator[str]:
-        return iter(self.proc.stdout.readline, "")
+        return iter(self.stdout.readline, "")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

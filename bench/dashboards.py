@@ -40,8 +40,18 @@ from typing import Any
 import requests
 import yaml
 
-from .common import (REPO, RESULTS, Proc, Result, Target, free_port, median, start_exporter,
-                     start_redis, wait_until)
+from .common import (
+    REPO,
+    RESULTS,
+    Proc,
+    Result,
+    Target,
+    free_port,
+    median,
+    start_exporter,
+    start_redis,
+    wait_until,
+)
 
 DASHBOARDS = REPO / "grafana" / "dashboards"
 RULES = REPO / "prometheus" / "rules"

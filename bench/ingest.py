@@ -15,8 +15,20 @@ from pathlib import Path
 
 import psutil
 
-from .common import (NO_COLLECTORS, Mix, RawPublisher, Receiver, Result, Target, command,
-                     events_total, median, scrape, start_exporter, start_redis)
+from .common import (
+    NO_COLLECTORS,
+    Mix,
+    RawPublisher,
+    Receiver,
+    Result,
+    Target,
+    command,
+    events_total,
+    median,
+    scrape,
+    start_exporter,
+    start_redis,
+)
 
 POLL_SECONDS = 0.5
 TARGETS = {"pubsub": 90_000, "streams": 150_000}

@@ -17,10 +17,22 @@ from pathlib import Path
 import redis
 import requests
 
-from exporter import channels
+from exporter import contract
 
-from .common import (NO_COLLECTORS, Mix, Receiver, Result, SteadyPublisher, Target, median,
-                     percentile, probe_event, probe_line, start_exporter, start_redis)
+from .common import (
+    NO_COLLECTORS,
+    Mix,
+    Receiver,
+    Result,
+    SteadyPublisher,
+    Target,
+    median,
+    percentile,
+    probe_event,
+    probe_line,
+    start_exporter,
+    start_redis,
+)
 
 RATES = (1_000, 10_000)
 LIMIT_MS = 100.0
@@ -48,9 +60,9 @@ def measure(workdir: Path, transport: str, rate: int, probes: int) -> dict[str, 
             line = probe_line(k)
             sent[k] = time.time()
             if transport == "pubsub":
-                client.publish(channels.AGENTS, probe_event(k))
+                client.publish(contract.AGENTS, probe_event(k))
             else:
-                client.xadd(channels.AGENTS, {"data": probe_event(k)})
+                client.xadd(contract.AGENTS, {"data": probe_event(k)})
             while True:
                 before = time.time()
                 text = session.get(exporter.url + "/metrics", timeout=10).text

@@ -21,8 +21,18 @@ from pathlib import Path
 
 import requests
 
-from .common import (NO_COLLECTORS, PROMETHEUS_HEADERS, REPO, RESULTS, Mix, SteadyPublisher,
-                     command, scrape, start_exporter, start_redis)
+from .common import (
+    NO_COLLECTORS,
+    PROMETHEUS_HEADERS,
+    REPO,
+    RESULTS,
+    Mix,
+    SteadyPublisher,
+    command,
+    scrape,
+    start_exporter,
+    start_redis,
+)
 from .ingest import burst
 
 TOP = 15

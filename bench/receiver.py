@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import orjson
 import redis
 
-from exporter.channels import DEFAULT_CHANNELS, is_pattern
+from exporter.contract import DEFAULT_CHANNELS, is_pattern
 
 BATCH = 500
 PROBE = "__probe__"  # the agent name of latency probes (bench/latency.py)
@@ -51,10 +52,10 @@ def streams(client: redis.Redis, count: int) -> None:
         client.xgroup_create(key, "bench", id="0", mkstream=True)
     print("ready", flush=True)
     received = 0
-    cursors = {key: ">" for key in keys}
+    cursors: dict[Any, Any] = {key: ">" for key in keys}
     while not count or received < count:
-        for _, entries in client.xreadgroup("bench", "baseline", cursors, count=BATCH,
-                                            block=1000) or ():
+        reply: Any = client.xreadgroup("bench", "baseline", cursors, count=BATCH, block=1000)
+        for _, entries in reply or ():
             received += len(entries)
             for _, fields in entries:
                 seen(fields[b"data"])

@@ -20,13 +20,21 @@ import time
 from collections.abc import Callable
 from itertools import cycle
 from pathlib import Path
+from typing import Any
 
 import orjson
 import prometheus_client
-from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, gc_collector,
-                               platform_collector, process_collector)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    gc_collector,
+    platform_collector,
+    process_collector,
+)
 
-from exporter import channels
+from exporter import contract
 from exporter.app import Exporter
 from exporter.collectors import COLLECTORS
 from exporter.config import load
@@ -50,11 +58,11 @@ def fill(series: int) -> tuple[Exporter, list[str]]:
     rand = random.Random(3)
     dispatch = exporter.dispatcher.dispatch
     for agent in agents:
-        dispatch(channels.AGENTS, channels.AGENTS, orjson.dumps(
+        dispatch(contract.AGENTS, contract.AGENTS, orjson.dumps(
             {"agentType": agent, "status": "busy", "taskCount": rand.randint(0, 5),
              "queueDepth": rand.randint(0, 20), "load": rand.random()}))
         for status in ("done", "done", "done", "failed"):
-            dispatch(channels.TASKS, channels.TASKS, orjson.dumps(
+            dispatch(contract.TASKS, contract.TASKS, orjson.dumps(
                 {"agent": agent, "status": status,
                  "duration_seconds": rand.lognormvariate(4.5, 1.0)}))
     return exporter, agents
@@ -70,6 +78,7 @@ def equivalent(exporter: Exporter) -> CollectorRegistry:
         if not family.series:
             continue
         labels = family.labelnames
+        metric: Any
         if family.kind == "counter":
             metric = Counter(family.name, family.help, labels, registry=registry)
         elif family.kind == "gauge":
@@ -109,7 +118,7 @@ class Ingester(threading.Thread):
         for payload in cycle(self.payloads):
             if self.stop.is_set():
                 return
-            self.dispatch(channels.TASKS, channels.TASKS, payload, True)
+            self.dispatch(contract.TASKS, contract.TASKS, payload, True)
             now = time.perf_counter()
             self.max_gap = max(self.max_gap, now - last)
             self.applied += 1

@@ -11,16 +11,32 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psutil
 import requests
 
-from exporter import channels
+from exporter import contract
 
-from .common import (PROMETHEUS_HEADERS, Mix, RawPublisher, Receiver, Result, SteadyPublisher,
-                     Target, agent_names, command, events_total, median, sample_lines, scrape,
-                     start_exporter, start_redis, wait_until)
+from .common import (
+    PROMETHEUS_HEADERS,
+    Mix,
+    RawPublisher,
+    Receiver,
+    Result,
+    SteadyPublisher,
+    Target,
+    agent_names,
+    command,
+    events_total,
+    median,
+    sample_lines,
+    scrape,
+    start_exporter,
+    start_redis,
+    wait_until,
+)
 
 RATE = 100
 SCRAPE_SECONDS = 15.0
@@ -33,9 +49,9 @@ def fill(port: int, url: str, series: int) -> int:
     """Publish events that create about `series` series; returns the samples then exposed."""
     events = []
     for agent in agent_names(round(series / SERIES_PER_AGENT)):
-        events.append((channels.AGENTS, {"agentType": agent, "status": "idle", "taskCount": 0,
+        events.append((contract.AGENTS, {"agentType": agent, "status": "idle", "taskCount": 0,
                                          "queueDepth": 1, "load": 0.5}))
-        events += [(channels.TASKS, {"agent": agent, "status": status, "duration_seconds": 90.5})
+        events += [(contract.TASKS, {"agent": agent, "status": status, "duration_seconds": 90.5})
                    for status in ("done", "failed")]
     before = events_total(scrape(url))
     publisher = RawPublisher(port)
@@ -74,11 +90,12 @@ def measure(workdir: Path, series: int, seconds: float) -> dict[str, float]:
             elapsed = time.monotonic() - start
             shares.append((100 * (cpu_seconds(ours) - cpu[0]) / elapsed,
                            100 * (cpu_seconds(theirs) - cpu[1]) / elapsed))
-        return {"series": held or sample_lines(scrape(exporter.url)),
+        out: dict[str, Any] = {"series": held or sample_lines(scrape(exporter.url)),
                 "cpu": median([s[0] for s in shares]),
                 "baseline_cpu": median([s[1] for s in shares]),
                 "rss_mb": max(rss), "baseline_rss_mb": theirs.memory_info().rss / 2**20,
                 "windows": shares}
+        return out
     finally:
         publisher.stop.set()
         publisher.join(10)

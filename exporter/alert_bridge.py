@@ -16,17 +16,17 @@ import hmac
 import logging
 import os
 import re
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from .channels import ALERTS
-from .config import ConfigError, expect, expect_mapping
+from .contract import ALERTS
+from .redis_client import client as redis_client
 from .store import Store
+from .validation import ConfigError, expect, expect_mapping, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,16 @@ CATEGORY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 LOUD = {"critical", "high", "warning"}  # firing alerts of these severities log at WARNING
 TEXT = "text/plain; charset=utf-8"
 
-DEFAULT_ALERT_BRIDGE: dict[str, Any] = {
-    "enabled": True,
-    "token_file": None,
-    "max_body_bytes": 1048576,
-    "channel_prefix": ALERTS,
-}
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    """The `alert_bridge` config section."""
+
+    enabled: bool = True
+    token_file: str | None = None
+    max_body_bytes: int = 1048576
+    channel_prefix: str = ALERTS
 
 
 def read_token(path: str) -> str:
@@ -54,28 +58,30 @@ def read_token(path: str) -> str:
     return token
 
 
-def parse_alert_bridge(value: Any, key: str, origin: str) -> dict[str, Any]:
+def parse_alert_bridge(value: Any, key: str, origin: str) -> BridgeSettings:
     """The `alert_bridge` section; the token file must be readable now, so a typo stops start-up."""
-    expect_mapping(value, set(DEFAULT_ALERT_BRIDGE), key, origin)
-    out = {**DEFAULT_ALERT_BRIDGE, **value}
-    expect(out["enabled"], bool, f"{key}.enabled", origin)
-    expect(out["max_body_bytes"], int, f"{key}.max_body_bytes", origin)
-    if out["max_body_bytes"] <= 0:
-        raise ConfigError(f"{key}.max_body_bytes",
-                          f"must be greater than 0, got {out['max_body_bytes']}", origin)
-    expect(out["channel_prefix"], str, f"{key}.channel_prefix", origin)
-    if not out["channel_prefix"]:
-        raise ConfigError(f"{key}.channel_prefix", "must not be empty", origin)
-    if out["token_file"] is not None:
-        expect(out["token_file"], str, f"{key}.token_file", origin)
+    expect_mapping(value, BridgeSettings.__dataclass_fields__, key, origin)
+    out: dict[str, Any] = {}
+    if "enabled" in value:
+        out["enabled"] = expect(value["enabled"], bool, f"{key}.enabled", origin)
+    if "max_body_bytes" in value:
+        out["max_body_bytes"] = positive_int(value["max_body_bytes"], f"{key}.max_body_bytes",
+                                             origin)
+    if "channel_prefix" in value:
+        out["channel_prefix"] = expect(value["channel_prefix"], str, f"{key}.channel_prefix", origin)
+        if not out["channel_prefix"]:
+            raise ConfigError(f"{key}.channel_prefix", "must not be empty", origin)
+    path = value.get("token_file")
+    if path is not None:
+        out["token_file"] = expect(path, str, f"{key}.token_file", origin)
         try:
-            read_token(out["token_file"])
+            read_token(path)
         except OSError as exc:
-            raise ConfigError(f"{key}.token_file",
-                              f"cannot read {out['token_file']}: {exc.strerror}", origin) from None
+            raise ConfigError(f"{key}.token_file", f"cannot read {path}: {exc.strerror}",
+                              origin) from None
         except ValueError as exc:
-            raise ConfigError(f"{key}.token_file", f"{out['token_file']}: {exc}", origin) from None
-    return out
+            raise ConfigError(f"{key}.token_file", f"{path}: {exc}", origin) from None
+    return BridgeSettings(**out)
 
 
 class PayloadError(ValueError):
@@ -132,7 +138,7 @@ def seed_message(alert: dict[str, Any]) -> dict[str, Any]:
         "category": category(labels),
         "labels": labels,
         "startsAt": alert.get("startsAt", ""),
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if alert["status"] == "resolved":  # a firing alert's endsAt is Go's zero time or a guess
         message["endsAt"] = alert.get("endsAt", "")
@@ -170,18 +176,16 @@ def console_text(message: dict[str, Any], notes: dict[str, str]) -> str:
 class AlertBridge:
     """The handler behind POST /alertmanager (mounted by exporter.app)."""
 
-    def __init__(self, config: Any, store: Store) -> None:
-        settings = config.alert_bridge
-        self.enabled: bool = settings["enabled"]
-        self.max_body_bytes: int = settings["max_body_bytes"]
-        self.prefix: str = settings["channel_prefix"]
-        self.token_file: str | None = settings["token_file"]
+    def __init__(self, settings: BridgeSettings, redis_url: str, store: Store) -> None:
+        self.enabled = settings.enabled
+        self.max_body_bytes = settings.max_body_bytes
+        self.prefix = settings.channel_prefix
+        self.token_file = settings.token_file
         self.env_token: str | None = os.environ.get(TOKEN_ENV) or None
         # One client for the process: redis-py reconnects by itself on the next call. One quick
         # retry covers a pooled connection that died with a Redis restart; beyond that the
         # answer is 503 and Alertmanager's own backoff takes over.
-        self.redis = redis.Redis.from_url(config.redis_url, socket_connect_timeout=2,
-                                          socket_timeout=5, retry=Retry(NoBackoff(), 1))
+        self.redis = redis_client(redis_url, timeout=5.0, retries=1)
         self.store = store
         self.received = store.family(
             "agent_exporter_alerts_received_total", "counter",

@@ -9,26 +9,34 @@ import threading
 import time
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry
-from prometheus_client import exposition
-from prometheus_client import gc_collector, platform_collector, process_collector
+from prometheus_client import (
+    CollectorRegistry,
+    exposition,
+    gc_collector,
+    platform_collector,
+    process_collector,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.openmetrics import exposition as om_exposition
 
 from . import __version__, collectors
 from .alert_bridge import AlertBridge
+from .collectors import CollectorSettings
+from .collectors.redis_state import RedisStateCollector
 from .config import Config, ConfigError
 from .dispatcher import Dispatcher
-from .domains import create_domains
+from .domains import Context, create_domains
+from .domains.generic import GenericRecords
+from .redis_client import redacted
 from .server import Server
 from .sources import RedisHealth, RedisSource
 from .sources.pubsub import PubSubSource
 from .sources.streams import StreamsSource
 from .store import Store
+from .validation import RESERVED_PREFIXES
 
 log = logging.getLogger(__name__)
 
-RESERVED_PREFIXES = ("agent_exporter_", "process_", "python_")
 SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created", "_info")
 
 
@@ -63,17 +71,28 @@ class Exporter:
         self._reload = reload
         self._threads: list[threading.Thread] = []
         self.stop = threading.Event()
-        self.store = Store(config.series_budget, config.series_ttl_seconds or None)
+        self.store = Store(config.series_budget, config.series_ttl_seconds,
+                           config.counter_ttl_seconds)
         build = self.store.family("agent_exporter_build_info", "gauge",
                                   "Always 1; the version label says which exporter runs.",
                                   ["version"], ttl=0)
-        build.persist = False
+        self.reload_ok = self.store.family(
+            "agent_exporter_config_last_reload_successful", "gauge",
+            "1 if the last configuration reload (SIGHUP) succeeded, 0 if the running "
+            "configuration was kept because the file was bad.", ttl=0)
+        self.reload_time = self.store.family(
+            "agent_exporter_config_last_reload_success_timestamp_seconds", "gauge",
+            "When the configuration was last loaded successfully (start-up or SIGHUP).", ttl=0)
+        build.persist = self.reload_ok.persist = self.reload_time.persist = False
         with self.store.lock:
             build.set((__version__,), 1.0)
+        self._reloaded(True)
         self.health = RedisHealth(self.store)
 
-        self.collector_set = collectors.CollectorSet(collectors.enabled(config),
-                                                     config.collector_timeout_seconds)
+        settings = CollectorSettings(config.redis_url, config.collector_timeout_seconds,
+                                     config.max_label_length, config.key_checks)
+        self.collector_set = collectors.CollectorSet(
+            collectors.enabled(config.collectors, settings), config.collector_timeout_seconds)
         self.registry = CollectorRegistry(auto_describe=False)
         for standard in (process_collector.ProcessCollector, platform_collector.PlatformCollector,
                          gc_collector.GCCollector):
@@ -81,8 +100,11 @@ class Exporter:
         self.registry.register(self.collector_set)
 
         taken: set[str] = set()
-        self.domains = create_domains(self.store, config,
-                                      lambda name: name in taken or name.startswith(RESERVED_PREFIXES))
+        ctx = Context(self.store, config.max_label_length, config.series_budgets,
+                      config.series_ttls)
+        self.domains = create_domains(
+            ctx, config.metrics, config.max_generic_metrics,
+            lambda name: name in taken or name.startswith(RESERVED_PREFIXES))
         taken.update(self._sample_names())
         routes = {channel: self.domains[domain] for channel, domain in config.channels.items()}
         self.dispatcher = Dispatcher(self.store, routes, config.max_event_bytes)
@@ -91,14 +113,14 @@ class Exporter:
             self.sources.append(PubSubSource(config.redis_url, list(routes), self.dispatcher,
                                              self.health))
         if config.source in ("streams", "both"):
-            keys = config.streams["keys"] or config.channels
+            keys = config.streams.keys or config.channels
             for key, domain in keys.items():
                 self.dispatcher.routes.setdefault(key, self.domains[domain])
             self.sources.append(StreamsSource(config.redis_url, {k: k for k in keys},
                                               self.dispatcher, self.health, self.store,
                                               config.streams, config.consumer))
         self.registry.register(ExporterStats(self.store, self.sources))
-        self.bridge = AlertBridge(config, self.store)
+        self.bridge = AlertBridge(config.alert_bridge, config.redis_url, self.store)
         self.server: Server | None = None
 
     def _sample_names(self) -> set[str]:
@@ -129,7 +151,7 @@ class Exporter:
             thread.start()
             self._threads.append(thread)
         log.info("agent-exporter %s listening on %s, reading %s from %s", __version__,
-                 self.config.listen, self.config.source, self.config.redis_url)
+                 self.config.listen, self.config.source, redacted(self.config.redis_url))
 
     def shutdown(self, drain_seconds: float = 8.0) -> None:
         """Stop reading; let each source apply and checkpoint what it read; stop serving."""
@@ -148,13 +170,25 @@ class Exporter:
             return
         try:
             config = self._reload()
-        except ConfigError as exc:
-            log.error("reload failed, keeping the running configuration: %s", exc)
+        except Exception as exc:
+            reason = exc if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+            log.error("reload failed, keeping the running configuration: %s", reason)
+            self._reloaded(False)
             return
-        self.domains["metrics"].reload(config.metrics)
-        if "redis_state" in self.collector_set.collectors:
-            self.collector_set.collectors["redis_state"].reload(config)
+        generic = self.domains["metrics"]
+        assert isinstance(generic, GenericRecords)
+        generic.reload(config.metrics)
+        key_checks = self.collector_set.collectors.get("redis_state")
+        if isinstance(key_checks, RedisStateCollector):
+            key_checks.reload(config.key_checks)
+        self._reloaded(True)
         log.info("reloaded %s", config.path or "configuration")
+
+    def _reloaded(self, ok: bool) -> None:
+        with self.store.lock:
+            self.reload_ok.set((), 1.0 if ok else 0.0)
+            if ok:
+                self.reload_time.set((), time.time())
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; SIGHUP reloads. Returns the exit status."""

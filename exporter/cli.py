@@ -16,19 +16,12 @@ import orjson
 from . import __version__
 from .collectors import COLLECTORS
 from .config import SCALARS, ConfigError, load
+from .contract import EVENT_TYPES, LOG_LEVELS, TRANSPORTS
 from .events import snake
 
 EXIT_CONFIG = 2
 
-PUBLISH_TYPES = {
-    "agent-status": "agent_status",
-    "task": "task_update",
-    "training": "training_progress",
-    "rag": "rag_query",
-    "workflow": "workflow_step",
-    "error": "error",
-    "metric": "metric",
-}
+PUBLISH_TYPES = {event.command: event.method for event in EVENT_TYPES}
 
 
 def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -39,7 +32,7 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("--redis-url", metavar="URL", default=default,
                         help=f"Redis URL (default {SCALARS['redis_url'][1]}); env REDIS_URL or "
                              "AGENT_EXPORTER_REDIS_URL")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+    parser.add_argument("--log-level", choices=LOG_LEVELS,
                         default=default, help="log verbosity (default info)")
 
 
@@ -54,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parser, suppress=False)
     parser.add_argument("--listen", metavar="HOST:PORT",
                         help=f"where to serve /metrics (default {SCALARS['listen'][1]})")
-    parser.add_argument("--source", choices=["pubsub", "streams", "both"],
+    parser.add_argument("--source", choices=TRANSPORTS,
                         help="read events from pub/sub channels, Redis Streams, or both "
                              "(default pubsub)")
     parser.add_argument("--consumer", metavar="NAME",
@@ -70,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "they parse as JSON (numbers, true/false, objects), "
                                          "else strings.")
     _common(publish, suppress=True)
-    publish.add_argument("--transport", choices=["pubsub", "streams", "both"], default="pubsub")
+    publish.add_argument("--transport", choices=TRANSPORTS, default="pubsub")
     publish.add_argument("type", choices=sorted(PUBLISH_TYPES))
     publish.add_argument("fields", nargs="*", metavar="key=value")
 
@@ -90,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, help="random seed: the same seed gives the same events")
     demo.add_argument("--duration", type=positive, metavar="SECONDS",
                       help="stop after this many seconds (default: run until interrupted)")
-    demo.add_argument("--transport", choices=["pubsub", "streams", "both"], default="pubsub")
+    demo.add_argument("--transport", choices=TRANSPORTS, default="pubsub")
     demo.add_argument("--incidents", nargs="?", const=INCIDENT_NAMES, default=(),
                       type=incident_list, metavar="NAME,...",
                       help="schedule incidents in the first minutes, repeated every 2 hours: "

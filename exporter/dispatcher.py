@@ -8,7 +8,6 @@ minute. Nothing an event contains can stop the exporter.
 from __future__ import annotations
 
 import logging
-import time
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 
@@ -17,11 +16,11 @@ import orjson
 from .domains import Domain
 from .events import Invalid, timestamp
 from .store import HistogramSeries, Series, Store
+from .throttle import Throttled
 
 log = logging.getLogger(__name__)
 
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
-LOG_EVERY_SECONDS = 60.0
 MAX_PUBLISHERS = 100_000  # per source: sequence state kept for loss detection
 
 
@@ -30,21 +29,20 @@ class Dispatcher:
         self.store = store
         self.routes = dict(routes)
         self.max_event_bytes = max_event_bytes
-        own = dict(budget=None, ttl=0)
         self.events = store.family("agent_exporter_events_total", "counter",
                                    "Events applied, by source (channel or stream) and event type.",
-                                   ["source", "type"], **own)
+                                   ["source", "type"], ttl=0)
         self.invalid = store.family("agent_exporter_events_invalid_total", "counter",
                                     "Events dropped because they did not fit the contract, by "
-                                    "source and reason.", ["source", "reason"], **own)
+                                    "source and reason.", ["source", "reason"], ttl=0)
         self.lost = store.family("agent_exporter_events_lost_total", "counter",
                                  "Pub/sub events missed, from gaps in the publishers' sequence "
-                                 "numbers.", ["source"], **own)
+                                 "numbers.", ["source"], ttl=0)
         self.lag = store.family("agent_exporter_event_lag_seconds", "histogram",
                                 "Receive time minus the event's own timestamp, when it has one.",
-                                ["source"], LAG_BUCKETS, **own)
+                                ["source"], LAG_BUCKETS, ttl=0)
         self._series: dict[tuple[str, str], tuple[Series, HistogramSeries]] = {}
-        self._last_log: dict[str, float] = {}
+        self._complain = Throttled(log)
         self._sequences: dict[str, dict[str, int]] = {}  # source → publisher → last _seq
 
     def dispatch(self, route: str, source: str, payload: bytes, sequenced: bool = False) -> None:
@@ -131,8 +129,5 @@ class Dispatcher:
 
     def _count_invalid(self, source: str, reason: str, detail: str) -> None:
         self.invalid.inc((source, reason))
-        now = time.monotonic()
-        if now - self._last_log.get(reason, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS:
-            self._last_log[reason] = now
-            log.warning("dropped invalid event on %s: %s (%s); further %s events are logged "
-                        "once a minute", source, reason, detail[:200], reason)
+        self._complain(reason, logging.WARNING, "dropped invalid event on %s: %s (%s); further "
+                       "%s events are logged once a minute", source, reason, detail[:200], reason)

@@ -10,7 +10,7 @@ import functools
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 
 class Invalid(Exception):
@@ -45,10 +45,20 @@ def raw(event: Mapping[str, Any], name: str) -> Any:
     return value
 
 
+@overload
+def number(event: Mapping[str, Any], name: str, required: Literal[True],
+           minimum: float | None = None, maximum: float | None = None) -> float: ...
+
+
+@overload
+def number(event: Mapping[str, Any], name: str, required: bool = False,
+           minimum: float | None = None, maximum: float | None = None) -> float | None: ...
+
+
 def number(event: Mapping[str, Any], name: str, required: bool = False,
            minimum: float | None = None, maximum: float | None = None) -> float | None:
     """A finite number (not a boolean) within bounds, or None when absent and optional."""
-    value = event.get(name)
+    value: Any = event.get(name)
     cls = value.__class__
     if (cls is float or cls is int) and (minimum is None or value >= minimum) \
             and (maximum is None or value <= maximum):

@@ -20,15 +20,16 @@ from typing import Any
 import orjson
 import redis
 
-from . import channels
+from . import contract
 
 
 class Publisher:
     def __init__(self, client: redis.Redis | str = "redis://localhost:6379/0",
                  transport: str = "pubsub", publisher_id: str | None = None,
                  stream_maxlen: int | None = 1_000_000) -> None:
-        if transport not in ("pubsub", "streams", "both"):
-            raise ValueError(f"transport must be pubsub, streams or both, not {transport!r}")
+        if transport not in contract.TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(contract.TRANSPORTS)}, "
+                             f"not {transport!r}")
         self.redis = redis.Redis.from_url(client) if isinstance(client, str) else client
         self.transport = transport
         self.publisher_id = publisher_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -40,43 +41,43 @@ class Publisher:
     def agent_status(self, agent_type: str, status: str, task_count: int | None = None, *,
                      agent_id: str | None = None, queue_depth: int | None = None,
                      load: float | None = None, available: bool | None = None) -> None:
-        self.publish(channels.AGENTS, _fields(agentType=agent_type, status=status,
+        self.publish(contract.AGENTS, _fields(agentType=agent_type, status=status,
                                               taskCount=task_count, agentId=agent_id,
                                               queueDepth=queue_depth, load=load,
                                               available=available))
 
     def task_update(self, task_id: str, agent: str, status: str,
                     duration_seconds: float | None = None) -> None:
-        self.publish(channels.TASKS, _fields(taskId=task_id, agent=agent, status=status,
+        self.publish(contract.TASKS, _fields(taskId=task_id, agent=agent, status=status,
                                              duration_seconds=duration_seconds))
 
     def training_progress(self, project_id: str, step: int | None = None,
                           loss: float | None = None, wer: float | None = None,
                           **metrics: float) -> None:
-        self.publish(channels.TRAINING, _fields(projectId=project_id, step=step,
+        self.publish(contract.TRAINING, _fields(projectId=project_id, step=step,
                                                 loss=_measurement(loss), wer=_measurement(wer),
                                                 **metrics))
 
     def rag_query(self, duration_seconds: float, success: bool, cache_hit: bool | None = None,
                   relevance_score: float | None = None, confidence_score: float | None = None,
                   fallback: bool | None = None, source: str | None = None) -> None:
-        self.publish(channels.RAG, _fields(duration_seconds=duration_seconds, success=success,
+        self.publish(contract.RAG, _fields(duration_seconds=duration_seconds, success=success,
                                            cache_hit=cache_hit, relevance_score=relevance_score,
                                            confidence_score=confidence_score, fallback=fallback,
                                            source=source))
 
     def workflow_step(self, workflow_id: str, step_id: str, duration_seconds: float) -> None:
-        self.publish(channels.WORKFLOWS, _fields(workflowId=workflow_id, stepId=step_id,
+        self.publish(contract.WORKFLOWS, _fields(workflowId=workflow_id, stepId=step_id,
                                                  duration_seconds=duration_seconds))
 
     def error(self, kind: str, component: str, error: str, error_id: str | None = None) -> None:
-        self.publish(channels.ERRORS + kind, _fields(errorId=error_id or uuid.uuid4().hex,
+        self.publish(contract.ERRORS + kind, _fields(errorId=error_id or uuid.uuid4().hex,
                                                      component=component, error=error))
 
     def metric(self, metric_name: str, value: float, unit: str | None = None,
                tags: Mapping[str, str] | None = None, **enrichment: str) -> None:
         """A seed-004 record: {metric_name, value, unit, tags, collector, hostname, …}."""
-        self.publish(channels.METRICS, _fields(metric_name=metric_name, value=value, unit=unit,
+        self.publish(contract.METRICS, _fields(metric_name=metric_name, value=value, unit=unit,
                                                tags=dict(tags) if tags else None, **enrichment))
 
     # -- transport ----------------------------------------------------------------------------

@@ -43,7 +43,7 @@ class Handler(BaseHTTPRequestHandler):
     server: Server
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             openmetrics = "application/openmetrics-text" in self.headers.get("Accept", "")
@@ -59,7 +59,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, "text/plain", b"not found\n")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         mounted = self.server.posts.get(self.path.split("?", 1)[0])
         if mounted is None:
             self._send(404, "text/plain", b"not found\n")

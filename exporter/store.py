@@ -140,6 +140,7 @@ class Family:
     def _create(self, key: tuple[str, ...]) -> Any:
         pairs = ",".join(f'{n}="{escape_label(v)}"' for n, v in zip(self.labelnames, key))
         now = self.clock.now
+        series: Series | HistogramSeries
         if self.kind == "histogram":
             series = HistogramSeries(key, pairs + "," if pairs else "", now, len(self._le))
         else:
@@ -149,7 +150,7 @@ class Family:
 
     def expire(self, now: float) -> int:
         """Drop series not updated for `ttl` seconds; returns how many went."""
-        ttl = self.ttl if self.ttl is not None else self.store.default_ttl
+        ttl = self.ttl if self.ttl is not None else self.store.default_ttl(self.kind)
         if not ttl:
             return 0
         cutoff = now - ttl
@@ -195,7 +196,7 @@ class Family:
             key = tuple(row[0])
             if len(key) != len(self.labelnames):
                 continue
-            series = self.series.get(key)
+            series: Any = self.series.get(key)
             fresh = series is None
             if fresh:
                 series = self._create(key)
@@ -214,11 +215,17 @@ class Family:
 class Store:
     """All event-fed families, their shared lock and clock, budgets and expiry."""
 
-    def __init__(self, default_budget: int = 10_000, default_ttl: float | None = 1800.0) -> None:
+    def __init__(self, default_budget: int = 10_000, gauge_ttl: float = 1800.0,
+                 counter_ttl: float = 86400.0) -> None:
+        """Idle series expire after `gauge_ttl` seconds for gauges and `counter_ttl` for counters
+        and histograms (0: never). Gauges show state, which goes stale; counters feed
+        `increase()`, and a counter that vanishes while idle would end "too little happened"
+        answers exactly when they matter, so they stay much longer."""
         self.lock = threading.Lock()
         self.clock = Clock()
         self.default_budget = default_budget
-        self.default_ttl = default_ttl
+        self.gauge_ttl = gauge_ttl
+        self.counter_ttl = counter_ttl
         self.families: dict[str, Family] = {}
         self._overflow = Family(self, "agent_exporter_series_overflow_total", "counter",
                                 "Label sets that exceeded their family's series budget and were "
@@ -243,6 +250,9 @@ class Store:
         family = Family(self, name, kind, help, labelnames, buckets, budget, ttl)
         self.families[name] = family
         return family
+
+    def default_ttl(self, kind: str) -> float:
+        return self.gauge_ttl if kind == "gauge" else self.counter_ttl
 
     def overflowed(self, name: str) -> None:
         self._overflow.inc((name,))

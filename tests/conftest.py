@@ -17,6 +17,11 @@ from tests.support.procs import Exporter, RedisServer
 SERVER_FIXTURES = frozenset({"redis_server", "redis_url", "start_exporter"})
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/fixtures/golden/ from the current exporter")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):

@@ -5,13 +5,11 @@ from typing import Any
 
 import orjson
 import pytest
-import redis
 import requests
 
 from exporter.config import ConfigError, load
-from tests.support.procs import RedisServer, value, wait_until
+from tests.support.procs import RedisServer, value
 from tests.support.subscriber import Subscriber
-
 
 
 def alert(alertname: str = "GpuTemperatureCritical", severity: str = "critical",

@@ -10,7 +10,7 @@ import json
 import shutil
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,16 @@ import pytest
 import requests
 import yaml
 
-from tests.support.procs import REPO, Exporter, Proc, RedisServer, free_port, require_binary, value, wait_until
+from tests.support.procs import (
+    REPO,
+    Exporter,
+    Proc,
+    RedisServer,
+    free_port,
+    require_binary,
+    value,
+    wait_until,
+)
 from tests.support.subscriber import Subscriber
 
 pytestmark = pytest.mark.integration
@@ -36,7 +45,7 @@ class SlackSink(ThreadingHTTPServer):
         self.bodies: list[dict[str, Any]] = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(handler) -> None:  # noqa: N802, N805
+            def do_POST(handler) -> None:  # noqa: N805
                 length = int(handler.headers.get("Content-Length", "0"))
                 self.bodies.append(json.loads(handler.rfile.read(length)))
                 handler.send_response(200)
@@ -203,7 +212,7 @@ def test_a_notification_reaches_redis_and_slack_and_then_resolves(stack, subscri
     assert message["message"] == "LiveGpuHot summary"
     assert message["recommendation"] == "Check cooling system and reduce load."
     assert message["labels"]["gpu"] == "7"
-    assert message["startsAt"].startswith(str(datetime.now(timezone.utc).year))
+    assert message["startsAt"].startswith(str(datetime.now(UTC).year))
 
     slack = wait_until(lambda: [b for b in stack.slack.bodies
                                 if "LiveGpuHot" in json.dumps(b)], message="the Slack message")[0]
@@ -212,7 +221,7 @@ def test_a_notification_reaches_redis_and_slack_and_then_resolves(stack, subscri
     assert "LiveGpuHot is at 91 (threshold 90)." in attachment["text"]
     assert "https://example.com/runbooks.md#livegpuhot" in attachment["text"]
 
-    past = (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     stack.post(am_alert("LiveGpuHot", "critical", gpu="7", instance="h:9842", ends=past))
     channel, resolved = wait_until(
         lambda: [(c, m) for c, m in messages_of(subscriber, "LiveGpuHot")

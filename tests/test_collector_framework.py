@@ -13,7 +13,8 @@ import pynvml
 from prometheus_client.core import GaugeMetricFamily
 
 from exporter import collectors
-from exporter.collectors import COLLECTORS, CollectorSet
+from exporter.collectors import COLLECTORS, CollectorSet, CollectorSettings
+from exporter.collectors.key_checks import DEFAULT_KEY_CHECKS
 from exporter.config import load
 from tests.support.procs import REPO, value, wait_until
 
@@ -94,7 +95,8 @@ def test_config_switches_collectors_and_flags_win(tmp_path):
     path = tmp_path / "c.yml"
     path.write_text("collectors: {gpu: false, host: false}\n")
     config = load(str(path), env={}, flags={"collectors": {"host": True}})
-    assert set(collectors.enabled(config)) == {"host", "redis_state"}
+    assert set(collectors.enabled(config.collectors, collectors.CollectorSettings())) \
+        == {"host", "redis_state"}
 
 
 def test_describe_reads_nothing(monkeypatch):
@@ -105,9 +107,9 @@ def test_describe_reads_nothing(monkeypatch):
                  "process_iter"):
         monkeypatch.setattr(psutil, name, forbidden)
     monkeypatch.setattr(pynvml, "nvmlInit", forbidden)
-    config = load(None, env={}, flags={"redis_url": "redis://127.0.0.1:1/0"})  # nothing there
+    settings = CollectorSettings("redis://127.0.0.1:1/0", key_checks=DEFAULT_KEY_CHECKS)  # nothing there
 
-    names = {name: {m.name for m in COLLECTORS[name].factory(config).describe()}
+    names = {name: {m.name for m in COLLECTORS[name].factory(settings).describe()}
              for name in ("host", "gpu", "redis_state")}
     assert {"system_cpu_seconds", "system_load1", "system_filesystem_size_bytes"} <= names["host"]
     assert {"gpu_utilization_ratio", "gpu_energy_joules", "gpu_nvml_available"} <= names["gpu"]
@@ -119,9 +121,9 @@ def test_describe_reads_nothing(monkeypatch):
 def test_every_collector_metric_is_documented():
     rows = (REPO / "docs" / "collectors.md").read_text().splitlines()
     documented = {m.group(1) for line in rows if (m := re.match(r"^\| `([a-z_0-9]+)` \|", line))}
-    config = load(None, env={}, flags={"redis_url": "redis://127.0.0.1:1/0"})
+    settings = CollectorSettings("redis://127.0.0.1:1/0", key_checks=DEFAULT_KEY_CHECKS)
     exposed = set()
     for name in ("host", "gpu", "redis_state"):
-        for family in COLLECTORS[name].factory(config).describe():
+        for family in COLLECTORS[name].factory(settings).describe():
             exposed.add(family.name + ("_total" if family.type == "counter" else ""))
     assert exposed - documented == set()

@@ -12,7 +12,7 @@ import pynvml
 import pytest
 
 from exporter.collectors.gpu import GpuCollector
-from exporter.config import load
+from exporter.collectors.registry import CollectorSettings
 from tests.support.procs import value
 
 
@@ -117,7 +117,7 @@ def collect(collector: GpuCollector) -> dict[tuple[str, frozenset], float]:
 
 
 def new_collector() -> GpuCollector:
-    return GpuCollector(load(None, env={}))
+    return GpuCollector(CollectorSettings())
 
 
 @pytest.mark.parametrize("event_reasons", [True, False], ids=["event-reasons", "throttle-reasons"])

@@ -11,12 +11,12 @@ import psutil
 import pytest
 
 from exporter.collectors.host import HostCollector
-from exporter.config import load
+from exporter.collectors.registry import CollectorSettings
 from tests.support.procs import require_binary, value
 
 
 def collect() -> dict[tuple[str, frozenset], float]:
-    collector = HostCollector(load(None, env={}))
+    collector = HostCollector(CollectorSettings())
     return {(s.name, frozenset(s.labels.items())): s.value
             for family in collector.collect() for s in family.samples}
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.collectors.redis_state import (DEFAULT_KEY_CHECKS, RedisStateCollector,
-                                             parse_key_checks)
+from exporter.collectors.key_checks import DEFAULT_KEY_CHECKS, parse_key_checks
+from exporter.collectors.redis_state import RedisStateCollector
+from exporter.collectors.registry import CollectorSettings
 from exporter.config import ConfigError, load
 from tests.support.procs import REPO, RedisServer, parse_samples, require_binary, value, wait_until
 
@@ -200,8 +201,8 @@ key_checks:
     ({"key": "k", "metric": "m", "max_keys": 5}, "key_checks[0].max_keys", "pattern"),
     ({"pattern": "q:{a}", "metric": "m", "max_keys": 0}, "key_checks[0].max_keys", "greater"),
     ({"key": "k", "metric": "jobs_total"}, "key_checks[0].metric", "_total"),
-    ({"key": "k", "metric": "queueLength"}, "key_checks[0].metric", "snake_case"),
-    ({"key": "k", "metric": "agent_exporter_x"}, "key_checks[0].metric", "own prefix"),
+    ({"key": "k", "metric": "queue-length"}, "key_checks[0].metric", "not a valid metric name"),
+    ({"key": "k", "metric": "agent_exporter_x"}, "key_checks[0].metric", "exporter's own"),
     ({"key": "k", "metric": "m", "fields": {"f": {"name": "g", "scale": "x"}}},
      "key_checks[0].fields.f.scale", "number"),
     ({"pattern": "q:{queue}", "metric": "m", "labels": {"queue": "x"}},
@@ -254,7 +255,8 @@ key_checks:
   - {{name: twin, key: "count:good", metric: count_value, labels: {{name: good}}}}
   - {{name: listed, key: "count:list", type: set, metric: listed}}
 """)
-    collector = RedisStateCollector(load(str(path), env={}))
+    config = load(str(path), env={})
+    collector = RedisStateCollector(CollectorSettings(config.redis_url, key_checks=config.key_checks))
     samples = {(s.name, frozenset(s.labels.items())): s.value
                for family in collector.collect() for s in family.samples}
 

@@ -21,12 +21,20 @@ import redis
 import requests
 import yaml
 
-from exporter import channels
+from exporter import contract
 from exporter.publisher import Publisher
 from tests.support.metric_list import documented
 from tests.support.procs import REPO, Proc, free_port, require_binary, wait_until
-from tests.test_dashboards import (RULES, VARIABLE_REF, label_values, load_dashboards, metric_names,
-                             panels, query_variables, variable_query)
+from tests.test_dashboards import (
+    RULES,
+    VARIABLE_REF,
+    label_values,
+    load_dashboards,
+    metric_names,
+    panels,
+    query_variables,
+    variable_query,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -105,9 +113,9 @@ def publish_round(events: Publisher, streams: Publisher, client: redis.Redis, i:
         streams.workflow_step(workflow, step, seconds + i % 7)
     events.error("task", "ai-engineer", "tool call timed out")
     events.metric("queue_backlog", i % 10, tags={"queue": f"q{i % 3}"})
-    client.publish(channels.TASKS, b'{"taskId": "no-agent-no-status"}')
+    client.publish(contract.TASKS, b'{"taskId": "no-agent-no-status"}')
     # A publisher whose sequence skips a number every round: one lost event each.
-    client.publish(channels.AGENTS, orjson.dumps({"agentType": "context-manager",
+    client.publish(contract.AGENTS, orjson.dumps({"agentType": "context-manager",
                                                   "status": "offline", "_pub": "gappy",
                                                   "_seq": 2 * i + 1, "timestamp": time.time()}))
 
@@ -134,7 +142,7 @@ class Traffic:
         except BaseException as exc:  # surfaced by the test
             self.error = exc
 
-    def __enter__(self) -> "Traffic":
+    def __enter__(self) -> Traffic:
         seed_state(self.client)
         self.events.metric("startup_probe", 1)
         self.thread.start()

@@ -109,7 +109,7 @@ def test_entries_whose_reply_was_lost_with_the_connection_are_read_again(redis_u
     wait_until(lambda: done() == 100, message="the first 100 applied")
     client = redis.Redis.from_url(redis_url)
     pipe = client.pipeline(transaction=True)  # the exporter's blocked read is served after EXEC
-    for i in range(5):
+    for _ in range(5):
         pipe.xadd("events:tasks:updates", {"data": orjson.dumps({"agent": "x", "status": "done"})})
     pipe.xreadgroup("agent-exporter", "c1", {"events:tasks:updates": ">"}, count=5)
     *_, delivered = pipe.execute()
@@ -129,7 +129,10 @@ def test_two_exporters_share_a_group_and_claim_a_dead_consumers_entries(redis_ur
     second = start_exporter(redis_url, *NO_COLLECTORS, config=FAST_STREAMS,
                             env={"AGENT_EXPORTER_CONSUMER": "two"})
     publish_tasks(redis_url, 20_000)
-    both = lambda: scrape_total(first, "agent_tasks_total") + scrape_total(second, "agent_tasks_total")
+
+    def both() -> float:
+        return scrape_total(first, "agent_tasks_total") + scrape_total(second, "agent_tasks_total")
+
     wait_until(lambda: both() == 20_000, timeout=30, message="the group's totals add up")
     assert scrape_total(first, "agent_tasks_total") > 0 and scrape_total(second, "agent_tasks_total") > 0
 

@@ -4,8 +4,6 @@ alert rules look for. Time is compressed with --speed so each run takes seconds.
 """
 from __future__ import annotations
 
-import pytest
-
 import math
 import os
 import subprocess
@@ -14,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 import orjson
+import pytest
 import redis
 
 from tests.support.procs import REPO, Exporter, value, wait_until

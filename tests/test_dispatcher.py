@@ -125,7 +125,7 @@ def test_sequence_gaps_count_lost_events_per_publisher():
 
 
 def test_generic_records_follow_their_mapping():
-    from exporter.domains.generic import parse_mappings
+    from exporter.domains.mappings import parse_mappings
 
     ingest = Ingest()
     ingest.domains["metrics"].reload(parse_mappings([

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 
 from exporter.publisher import Publisher
+from tests.support.events import BAD_EVENTS
+from tests.support.events import events as event_strategy
 from tests.support.procs import Exporter, RedisServer, require_binary, value, wait_until
-from tests.support.events import BAD_EVENTS, events as event_strategy
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +31,11 @@ def test_seed_shaped_events_become_metrics(redis_url, start_exporter):
     exporter = start_exporter(redis_url, *NO_COLLECTORS)
     client = redis.Redis.from_url(redis_url)
     # exactly as the seeds publish them
-    client.publish("events:agents:status", orjson.dumps({"agentType": "ml-engineer", "status": "busy", "taskCount": 3}))
-    client.publish("events:tasks:updates", orjson.dumps({"taskId": "t-1", "agent": "ml-engineer", "status": "done",
-                                                         "duration_seconds": 2400, "timestamp": "2026-11-22T00:00:00.000Z"}))
+    client.publish("events:agents:status",
+                   orjson.dumps({"agentType": "ml-engineer", "status": "busy", "taskCount": 3}))
+    client.publish("events:tasks:updates",
+                   orjson.dumps({"taskId": "t-1", "agent": "ml-engineer", "status": "done",
+                                 "duration_seconds": 2400, "timestamp": "2026-11-22T00:00:00.000Z"}))
     client.publish("events:training:progress", orjson.dumps({"projectId": "proj-1", "step": 1200, "loss": 0.8,
                                                              "wer": 0.21, "timestamp": time.time()}))
     client.publish("events:errors:monitoring", orjson.dumps({"component": "gpu_metrics_collector",
@@ -94,9 +97,9 @@ def test_buffered_pubsub_replies_are_taken_from_hiredis_directly(redis_url):
     layers; if a redis-py upgrade moves its parser, this fails instead of ingestion slowing."""
     import hiredis
 
-    from exporter.sources import connect
+    from exporter.redis_client import client as redis_client
     from exporter.sources.pubsub import _parsed_replies
-    pubsub = connect(redis_url).pubsub()
+    pubsub = redis_client(redis_url, timeout=10).pubsub()
     pubsub.subscribe("c")
     redis.Redis.from_url(redis_url).publish("c", b"1")
     parsed = _parsed_replies(pubsub.connection)

@@ -61,7 +61,7 @@ def test_budget_folds_new_label_sets_into_overflow_and_counts_them():
 
 
 def test_stale_series_expire_and_are_counted():
-    store = Store(default_ttl=60)
+    store = Store(gauge_ttl=60, counter_ttl=60)
     family = store.family("agent_busy", "gauge", "Busy.", ["agent"])
     with store.lock:
         store.clock.now = 1000.0

@@ -10,42 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Protocol
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from ..throttle import Throttled
+from . import gpu, host, redis_state  # noqa: F401  (each registers itself)
+from .registry import COLLECTORS, Collector, CollectorSettings
+
+__all__ = ["COLLECTORS", "CollectorSet", "CollectorSettings", "enabled"]
+
 log = logging.getLogger(__name__)
-
-LOG_EVERY_SECONDS = 60.0
-
-
-class Collector(Protocol):
-    def describe(self) -> Iterable[Metric]: ...
-
-    def collect(self) -> Iterable[Metric]: ...
-
-
-@dataclass(frozen=True)
-class Registration:
-    factory: Callable[..., Collector]  # factory(config) -> Collector
-    default: bool
-    help: str
-
-
-COLLECTORS: dict[str, Registration] = {}
-
-
-def register(name: str, default: bool, help: str) -> Callable:
-    """Class or factory decorator: make a collector known under `name`."""
-
-    def wrap(factory: Callable[..., Collector]) -> Callable[..., Collector]:
-        COLLECTORS[name] = Registration(factory, default, help)
-        return factory
-
-    return wrap
 
 
 class CollectorSet:
@@ -57,7 +33,7 @@ class CollectorSet:
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(collectors)),
                                         thread_name_prefix="collector")
         self._running: dict[str, Future] = {}
-        self._last_log: dict[str, float] = {}
+        self._complain = Throttled(log)
 
     def describe(self) -> Iterator[Metric]:
         yield from self._own()
@@ -72,13 +48,15 @@ class CollectorSet:
             try:
                 families, seconds = future.result(timeout=max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                self._complain(name, f"timed out after {self.timeout}s")
+                self._complain(name, logging.WARNING, "collector %s failed: timed out after %ss "
+                               "(logged once a minute)", name, self.timeout)
                 duration.add_metric([name], self.timeout)
                 success.add_metric([name], 0)
                 continue
             except Exception as exc:
                 # Not repr(): redis-py's errors print as "network:TimeoutError", without why.
-                self._complain(name, f"{type(exc).__name__}: {exc}")
+                self._complain(name, logging.WARNING, "collector %s failed: %s: %s (logged once "
+                               "a minute)", name, type(exc).__name__, exc)
                 duration.add_metric([name], 0.0)
                 success.add_metric([name], 0)
                 continue
@@ -102,12 +80,6 @@ class CollectorSet:
         families = list(collector.collect())
         return families, time.perf_counter() - start
 
-    def _complain(self, name: str, why: str) -> None:
-        now = time.monotonic()
-        if now - self._last_log.get(name, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS:
-            self._last_log[name] = now
-            log.warning("collector %s failed: %s (logged once a minute)", name, why)
-
     @staticmethod
     def _own() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
         return (GaugeMetricFamily("agent_exporter_collector_duration_seconds",
@@ -118,11 +90,7 @@ class CollectorSet:
                                   labels=["collector"]))
 
 
-def enabled(config) -> dict[str, Collector]:
-    """Instantiate the collectors the config switches on."""
-    return {name: reg.factory(config) for name, reg in COLLECTORS.items()
-            if config.collector_enabled(name, reg.default)}
-
-
-from . import redis_state  # noqa: E402,F401  (registration side effects)
-from . import gpu, host  # noqa: E402,F401  (registration side effects)
+def enabled(switches: Mapping[str, bool], settings: CollectorSettings) -> dict[str, Collector]:
+    """Instantiate the collectors switched on (by name; else their default)."""
+    return {name: reg.factory(settings) for name, reg in COLLECTORS.items()
+            if switches.get(name, reg.default)}

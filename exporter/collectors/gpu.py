@@ -11,15 +11,14 @@ mW → W, mJ → J, percent → ratio.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
-from ..config import Config
-from . import LOG_EVERY_SECONDS, register
+from ..throttle import Throttled
+from .registry import Built, CollectorSettings, by_exposed_name, counter, gauge, register
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +63,11 @@ def _str(value: str | bytes) -> str:
 class GpuCollector:
     """`gpu_*` per GPU (labels gpu = index, uuid), plus `gpu_count` and `gpu_nvml_available`."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, settings: CollectorSettings) -> None:
         self._tried = False
         self._nvml: ModuleType | None = None  # pynvml once nvmlInit succeeded
         self._driver = ""
-        self._last_log: dict[int, float] = {}
+        self._complain = Throttled(log)
 
     def describe(self) -> Iterable[Metric]:
         return self._families().values()
@@ -85,7 +84,8 @@ class GpuCollector:
             try:
                 samples = self._read(nvml, index)
             except nvml.NVMLError as exc:
-                self._complain(index, exc)
+                self._complain(index, logging.WARNING, "GPU %d skipped on this scrape: NVML "
+                               "error %s (logged once a minute)", index, exc)
                 continue
             for name, labels, value in samples:
                 f[name].add_metric(labels, value)
@@ -153,19 +153,9 @@ class GpuCollector:
                     for reason, bit in THROTTLE_REASONS]
         return out
 
-    def _complain(self, index: int, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_log.get(index, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS:
-            self._last_log[index] = now
-            log.warning("GPU %d skipped on this scrape: NVML error %s (logged once a minute)",
-                        index, exc)
-
     @staticmethod
-    def _families() -> dict[str, Metric]:
-        def gauge(name: str, help_text: str, labels: list[str] | None = None) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, help_text, labels=labels)
-
-        families: list[Metric] = [
+    def _families() -> dict[str, Built]:
+        families: list[Built] = [
             gauge("gpu_nvml_available", "1 if NVML initialised, 0 if GPU metrics are off "
                                         "(no driver or library; the log says why)."),
             gauge("gpu_count", "GPUs NVML reports, including any skipped on this scrape."),
@@ -179,15 +169,14 @@ class GpuCollector:
             gauge("gpu_temperature_celsius", "Core temperature.", GPU),
             gauge("gpu_power_watts", "Power draw.", GPU),
             gauge("gpu_power_limit_watts", "Power limit the driver enforces.", GPU),
-            CounterMetricFamily("gpu_energy_joules_total",
-                                "Energy consumed since the driver was loaded.", labels=GPU),
+            counter("gpu_energy_joules_total", "Energy consumed since the driver was loaded.", GPU),
             gauge("gpu_sm_clock_hertz", "Current SM clock.", GPU),
             gauge("gpu_memory_clock_hertz", "Current memory clock.", GPU),
             gauge("gpu_fan_speed_ratio", "Fan speed as a fraction of its maximum.", GPU),
-            CounterMetricFamily("gpu_ecc_errors_total",
-                                "ECC memory errors since the driver was loaded (volatile count), "
-                                "by type corrected / uncorrected.", labels=GPU + ["type"]),
+            counter("gpu_ecc_errors_total",
+                    "ECC memory errors since the driver was loaded (volatile count), "
+                    "by type corrected / uncorrected.", GPU + ["type"]),
             gauge("gpu_throttle_reason",
                   "1 while the reason holds the GPU's clocks down, else 0.", GPU + ["reason"]),
         ]
-        return {m.name + ("_total" if m.type == "counter" else ""): m for m in families}
+        return by_exposed_name(families)

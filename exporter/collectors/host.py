@@ -12,10 +12,9 @@ import re
 from collections.abc import Iterable
 
 import psutil
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
-from ..config import Config
-from . import register
+from .registry import Built, CollectorSettings, by_exposed_name, counter, gauge, register
 
 # node_exporter's default --collector.diskstats.device-exclude.
 DISK_EXCLUDE = re.compile(r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
@@ -57,7 +56,7 @@ FS_LABELS = ["device", "fstype", "mountpoint"]
 class HostCollector:
     """`system_*` from psutil; every family is built fresh on each scrape."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, settings: CollectorSettings) -> None:
         """Nothing to keep: psutil reads the kernel's counters on every call."""
 
     def describe(self) -> Iterable[Metric]:
@@ -83,9 +82,9 @@ class HostCollector:
             if not DISK_EXCLUDE.match(device):
                 for name, attr, _ in DISK_FIELDS:
                     f[name].add_metric([device], getattr(io, attr))
-        for interface, io in sorted(psutil.net_io_counters(pernic=True).items()):
+        for interface, nic in sorted(psutil.net_io_counters(pernic=True).items()):
             for name, attr, _ in NET_FIELDS:
-                f[name].add_metric([interface], getattr(io, attr))
+                f[name].add_metric([interface], getattr(nic, attr))
         self._filesystems(f)
 
         f["system_boot_time_seconds"].add_metric([], psutil.boot_time())
@@ -98,7 +97,7 @@ class HostCollector:
         return f.values()
 
     @staticmethod
-    def _filesystems(f: dict[str, Metric]) -> None:
+    def _filesystems(f: dict[str, Built]) -> None:
         """Sizes of real filesystems, once per mount point (statvfs, as `df` and node_exporter)."""
         seen: set[str] = set()
         for part in psutil.disk_partitions(all=False):
@@ -114,14 +113,8 @@ class HostCollector:
                 f[name].add_metric(labels, blocks * st.f_frsize)
 
     @staticmethod
-    def _families() -> dict[str, Metric]:
-        def gauge(name: str, help_text: str, labels: list[str] | None = None) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, help_text, labels=labels)
-
-        def counter(name: str, help_text: str, labels: list[str]) -> CounterMetricFamily:
-            return CounterMetricFamily(name, help_text, labels=labels)
-
-        families: list[Metric] = [
+    def _families() -> dict[str, Built]:
+        families: list[Built] = [
             counter("system_cpu_seconds_total",
                     "CPU time spent in each mode, summed over all CPUs.", ["mode"]),
             gauge("system_cpus", "Logical CPUs."),
@@ -142,5 +135,4 @@ class HostCollector:
             gauge("system_processes", "Processes on the host."),
             gauge("system_threads", "Threads of all processes on the host."),
         ]
-        # CounterMetricFamily drops `_total` from its name; key by the exposed name.
-        return {m.name + ("_total" if m.type == "counter" else ""): m for m in families}
+        return by_exposed_name(families)

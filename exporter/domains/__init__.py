@@ -1,46 +1,27 @@
 """Event domains: one module per event type, each owning its schema and the metrics it feeds.
 
-A domain is a class with a `name` (the event type, used as the `type` label) and
-`handle(event, channel)`, which raises `events.Invalid` before touching any metric.
+`create_domains` builds one of each, keyed by event type (exporter.contract.EVENT_TYPES names
+them); a new event type adds its module's class to `DOMAIN_CLASSES`.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
-from ..config import Config
-from ..store import Family, Store
+from . import agents, errors, rag, tasks, training, workflows
+from .base import Context, Domain
+from .generic import GenericRecords
+from .mappings import Mapping
 
+__all__ = ["Context", "Domain", "create_domains"]
 
-class Domain(Protocol):
-    name: str
-
-    def handle(self, event: dict, channel: str) -> None: ...
-
-
-def family_factory(store: Store, config: Config) -> Callable[..., Family]:
-    """Registers families with the per-metric budget and TTL overrides from the config."""
-
-    def make(name: str, kind: str, help: str, labelnames: Sequence[str] = (),
-             buckets: Sequence[float] | None = None) -> Family:
-        return store.family(name, kind, help, labelnames, buckets,
-                            budget=config.series_budgets.get(name),
-                            ttl=config.series_ttls.get(name))
-
-    return make
+# Domains that need nothing but the context; generic records also take the config's mappings.
+DOMAIN_CLASSES = (agents.AgentStatus, tasks.TaskUpdates, training.TrainingProgress,
+                  rag.RagQueries, workflows.WorkflowSteps, errors.Errors)
 
 
-def create_domains(store: Store, config: Config, reserved: Callable[[str], bool]) -> dict[str, Domain]:
-    """Every event domain by its name, with its families registered in `store`."""
-    from . import agents, errors, generic, rag, tasks, training, workflows
-
-    made: list[Domain] = [
-        agents.AgentStatus(store, config),
-        tasks.TaskUpdates(store, config),
-        training.TrainingProgress(store, config),
-        rag.RagQueries(store, config),
-        workflows.WorkflowSteps(store, config),
-        errors.Errors(store, config),
-        generic.GenericRecords(store, config, reserved),
-    ]
+def create_domains(ctx: Context, mappings: Sequence[Mapping] = (), max_generic_metrics: int = 1000,
+                   reserved: Callable[[str], bool] = lambda name: False) -> dict[str, Domain]:
+    """Every event domain by its event type, with its families registered in the store."""
+    made: list[Domain] = [cls(ctx) for cls in DOMAIN_CLASSES]
+    made.append(GenericRecords(ctx, mappings, max_generic_metrics, reserved))
     return {domain.name: domain for domain in made}

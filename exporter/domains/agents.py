@@ -5,10 +5,8 @@ load, available. The agent label is agentId, or else agentType (the seeds name a
 """
 from __future__ import annotations
 
-from ..config import Config
 from ..events import flag, label, number
-from ..store import Store
-from . import family_factory
+from .base import Context
 
 UNAVAILABLE = frozenset({"offline", "unavailable", "stopped", "error"})
 
@@ -16,10 +14,10 @@ UNAVAILABLE = frozenset({"offline", "unavailable", "stopped", "error"})
 class AgentStatus:
     name = "agents"
 
-    def __init__(self, store: Store, config: Config) -> None:
-        family = family_factory(store, config)
-        self.limit = config.max_label_length
-        self.clock = store.clock
+    def __init__(self, ctx: Context) -> None:
+        family = ctx.family
+        self.limit = ctx.max_label_length
+        self.clock = ctx.clock
         self.busy = family("agent_busy", "gauge", "1 while the agent reports status busy, else 0.",
                            ["agent"])
         self.tasks = family("agent_current_tasks", "gauge",

@@ -4,18 +4,16 @@ Seed shape: {errorId, component, error, timestamp}. The message and id are not l
 """
 from __future__ import annotations
 
-from ..config import Config
 from ..events import check_label, label
-from ..store import Store
-from . import family_factory
+from .base import Context
 
 
 class Errors:
     name = "errors"
 
-    def __init__(self, store: Store, config: Config) -> None:
-        family = family_factory(store, config)
-        self.limit = config.max_label_length
+    def __init__(self, ctx: Context) -> None:
+        family = ctx.family
+        self.limit = ctx.max_label_length
         self.total = family("agent_errors_total", "counter",
                             "Error events by kind (events:errors:<kind>) and component.",
                             ["kind", "component"])

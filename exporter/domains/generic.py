@@ -8,93 +8,38 @@ ratio), keep only some tags, or drop it. Users add their own events here without
 from __future__ import annotations
 
 import fnmatch
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from ..config import Config, ConfigError, expect, expect_mapping
 from ..events import Invalid, check_label, number, raw
-from ..store import Family, Store
-
-METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-KINDS = ("gauge", "counter", "histogram")
-DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-
-
-@dataclass(frozen=True)
-class Mapping:
-    match: str
-    name: str | None = None
-    type: str = "gauge"
-    help: str | None = None
-    scale: float = 1.0
-    buckets: tuple[float, ...] = DEFAULT_BUCKETS
-    labels: tuple[str, ...] | None = None
-    drop: bool = False
-
-
-def parse_mappings(value: Any, key: str, origin: str) -> list[Mapping]:
-    """The `metrics:` config section: a list of mappings, checked key by key."""
-    expect(value, list, key, origin)
-    mappings = []
-    for i, item in enumerate(value):
-        where = f"{key}[{i}]"
-        expect_mapping(item, set(Mapping.__dataclass_fields__), where, origin)
-        if "match" not in item:
-            raise ConfigError(f"{where}.match", "required", origin)
-        expect(item["match"], str, f"{where}.match", origin)
-        if "name" in item and not METRIC_NAME.match(str(item["name"])):
-            raise ConfigError(f"{where}.name", f"not a valid metric name: {item['name']!r}", origin)
-        if item.get("type", "gauge") not in KINDS:
-            raise ConfigError(f"{where}.type", f"expected one of {', '.join(KINDS)}", origin)
-        if "scale" in item:
-            expect(item["scale"], (int, float), f"{where}.scale", origin)
-        if "drop" in item:
-            expect(item["drop"], bool, f"{where}.drop", origin)
-        if "help" in item:
-            expect(item["help"], str, f"{where}.help", origin)
-        buckets = item.get("buckets", DEFAULT_BUCKETS)
-        expect(buckets, (list, tuple), f"{where}.buckets", origin)
-        for b in buckets:
-            expect(b, (int, float), f"{where}.buckets", origin)
-        labels = item.get("labels")
-        if labels is not None:
-            expect(labels, list, f"{where}.labels", origin)
-            for name in labels:
-                if not isinstance(name, str) or not LABEL_NAME.match(name):
-                    raise ConfigError(f"{where}.labels", f"not a valid label name: {name!r}", origin)
-        mappings.append(Mapping(match=item["match"], name=item.get("name"),
-                                type=item.get("type", "gauge"), help=item.get("help"),
-                                scale=float(item.get("scale", 1.0)),
-                                buckets=tuple(float(b) for b in buckets),
-                                labels=tuple(labels) if labels is not None else None,
-                                drop=item.get("drop", False)))
-    return mappings
+from ..store import Family
+from ..validation import METRIC_NAME, label_name_problem
+from .base import Context
+from .mappings import Mapping
 
 
 class GenericRecords:
     name = "metrics"
 
-    def __init__(self, store: Store, config: Config, reserved: Callable[[str], bool]) -> None:
-        self.store = store
-        self.config = config
-        self.limit = config.max_label_length
+    def __init__(self, ctx: Context, mappings: Sequence[Mapping], max_metrics: int,
+                 reserved: Callable[[str], bool]) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.limit = ctx.max_label_length
+        self.max_metrics = max_metrics
         self.reserved = reserved
-        self.mappings: list[Mapping] = config.metrics
+        self.mappings = tuple(mappings)
         self._rules: dict[str, Mapping | None] = {}
 
-    def reload(self, mappings: list[Mapping]) -> None:
+    def reload(self, mappings: Sequence[Mapping]) -> None:
         """New mappings apply to metric names not seen yet (a family keeps its shape)."""
-        self.mappings = mappings
+        self.mappings = tuple(mappings)
         self._rules.clear()
 
     def _rule(self, metric_name: str) -> Mapping | None:
         if metric_name in self._rules:
             return self._rules[metric_name]
         rule = next((m for m in self.mappings if fnmatch.fnmatchcase(metric_name, m.match)), None)
-        if len(self._rules) < self.config.max_generic_metrics * 4:
+        if len(self._rules) < self.max_metrics * 4:
             self._rules[metric_name] = rule
         return rule
 
@@ -122,8 +67,9 @@ class GenericRecords:
         names = rule.labels if rule.labels is not None else tuple(sorted(tags))
         values = []
         for tag in names:
-            if not LABEL_NAME.match(tag) or tag.startswith("__"):
-                raise Invalid("bad_label_name", f"tag {tag[:80]!r} is not a valid label name")
+            problem = label_name_problem(tag, rule.type)
+            if problem:
+                raise Invalid("bad_label_name", f"tag {problem}")
             tag_value = tags.get(tag, "")
             if isinstance(tag_value, bool):
                 tag_value = "true" if tag_value else "false"
@@ -156,12 +102,10 @@ class GenericRecords:
         if self.reserved(name):
             raise Invalid("metric_name_collision", f"{name} is a built-in metric name")
         count = sum(1 for f in self.store.families.values() if f.dynamic)
-        if count >= self.config.max_generic_metrics:
+        if count >= self.max_metrics:
             raise Invalid("too_many_metrics",
                           f"{count} generic metrics already (max_generic_metrics)")
         help_text = rule.help or f"Seed-004 metric record {metric_name} from events:metrics."
-        family = self.store.family(name, rule.type, help_text, labelnames, rule.buckets,
-                                   budget=self.config.series_budgets.get(name),
-                                   ttl=self.config.series_ttls.get(name))
+        family = self.ctx.family(name, rule.type, help_text, labelnames, rule.buckets)
         family.dynamic = True
         return family

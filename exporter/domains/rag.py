@@ -6,10 +6,8 @@ success. The three add up to all queries.
 """
 from __future__ import annotations
 
-from ..config import Config
 from ..events import flag, label, number
-from ..store import Store
-from . import family_factory
+from .base import Context
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -18,9 +16,9 @@ SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 class RagQueries:
     name = "rag"
 
-    def __init__(self, store: Store, config: Config) -> None:
-        family = family_factory(store, config)
-        self.limit = config.max_label_length
+    def __init__(self, ctx: Context) -> None:
+        family = ctx.family
+        self.limit = ctx.max_label_length
         self.queries = family("rag_queries_total", "counter",
                               "RAG queries by outcome: success, fallback (answered by the fallback "
                               "path) or failure.", ["source", "outcome"])

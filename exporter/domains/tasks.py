@@ -5,11 +5,9 @@ is not a label (unbounded); the histogram's 1800 s edge is the seed's task SLA.
 """
 from __future__ import annotations
 
-from ..config import Config
 from ..events import label, number
-from ..store import Store
 from ..thresholds import TASK_SLA_SECONDS
-from . import family_factory
+from .base import Context
 
 TASK_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1200, TASK_SLA_SECONDS, 2700, 3600, 7200)
 
@@ -17,9 +15,9 @@ TASK_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1200, TASK_SLA_SECONDS, 27
 class TaskUpdates:
     name = "tasks"
 
-    def __init__(self, store: Store, config: Config) -> None:
-        family = family_factory(store, config)
-        self.limit = config.max_label_length
+    def __init__(self, ctx: Context) -> None:
+        family = ctx.family
+        self.limit = ctx.max_label_length
         self.total = family("agent_tasks_total", "counter",
                             "Task status updates received, by agent and reported status.",
                             ["agent", "status"])

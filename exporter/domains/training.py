@@ -6,22 +6,21 @@ is kept: a diverged run is a measurement, and the divergence alert reads it.
 """
 from __future__ import annotations
 
-from ..config import Config
+from ..contract import PUBLISHER_FIELDS
 from ..events import check_label, label, measurement, number
-from ..store import Store
-from . import family_factory
+from .base import Context
 
 OWN_FIELDS = frozenset({"projectId", "project_id", "step", "loss", "wer", "timestamp",
-                        "_pub", "_seq"})
+                        *PUBLISHER_FIELDS})
 
 
 class TrainingProgress:
     name = "training"
 
-    def __init__(self, store: Store, config: Config) -> None:
-        family = family_factory(store, config)
-        self.limit = config.max_label_length
-        self.clock = store.clock
+    def __init__(self, ctx: Context) -> None:
+        family = ctx.family
+        self.limit = ctx.max_label_length
+        self.clock = ctx.clock
         self.loss = family("training_loss", "gauge", "Latest training loss per project.", ["project"])
         self.wer = family("training_wer", "gauge", "Latest word error rate (0-1) per project.",
                           ["project"])

@@ -5,11 +5,9 @@ slow-step threshold.
 """
 from __future__ import annotations
 
-from ..config import Config
 from ..events import label, number
-from ..store import Store
 from ..thresholds import SLOW_STEP_SECONDS
-from . import family_factory
+from .base import Context
 
 STEP_BUCKETS = (1, 5, 15, 30, 60, 120, 300, SLOW_STEP_SECONDS, 900, 1800, 3600)
 
@@ -17,9 +15,9 @@ STEP_BUCKETS = (1, 5, 15, 30, 60, 120, 300, SLOW_STEP_SECONDS, 900, 1800, 3600)
 class WorkflowSteps:
     name = "workflows"
 
-    def __init__(self, store: Store, config: Config) -> None:
-        family = family_factory(store, config)
-        self.limit = config.max_label_length
+    def __init__(self, ctx: Context) -> None:
+        family = ctx.family
+        self.limit = ctx.max_label_length
         self.duration = family("workflow_step_duration_seconds", "histogram",
                                f"Workflow step durations (slow-step edge: {SLOW_STEP_SECONDS} s).",
                                ["workflow", "step"], STEP_BUCKETS)

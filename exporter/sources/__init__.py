@@ -8,9 +8,8 @@ import threading
 import time
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from ..redis_client import client as redis_client
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -40,15 +39,6 @@ class Gather:
             self.rate, self.count, self.since = self.count / (now - self.since), 0, now
         if read < GATHER_BELOW and self.rate < GATHER_RATE:
             stop.wait(GATHER_SECONDS)
-
-
-def connect(url: str, socket_timeout: float = 10.0) -> redis.Redis:
-    """A client that surfaces every lost connection (redis-py would retry silently), so the
-    sources can count reconnects and know when to re-establish their subscriptions. RESP2:
-    under RESP3 every pub/sub message takes redis-py's push-notification path, several times
-    slower than a plain reply."""
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=socket_timeout,
-                                socket_keepalive=True, retry=Retry(NoBackoff(), 0), protocol=2)
 
 
 class RedisHealth:
@@ -132,7 +122,7 @@ class RedisSource:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            client = connect(self.redis_url, self.socket_timeout)
+            client = redis_client(self.redis_url, timeout=self.socket_timeout)
             try:
                 self.session(client, stop)
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:

@@ -18,12 +18,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
-from ..channels import is_pattern
+from ..contract import is_pattern
 from ..dispatcher import Dispatcher
-from . import Gather, RedisHealth, RedisSource, connect
+from ..redis_client import client as redis_client
+from . import Gather, RedisHealth, RedisSource
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class PubSubSource(RedisSource):
         expected = len(self.channels) + len(self.patterns)
         confirmed = 0
         while confirmed < expected:  # live only once Redis confirmed every subscription
+            assert pubsub.connection is not None  # subscribe() made it
             reply = pubsub.connection.read_response(push_request=True, timeout=5)
             if reply and reply[0] in (b"subscribe", b"psubscribe"):
                 confirmed += 1
@@ -143,7 +146,7 @@ class PubSubSource(RedisSource):
                                         "the subscription is dead")
 
     def _send_canaries(self, stop: threading.Event) -> None:
-        client = connect(self.redis_url)
+        client = redis_client(self.redis_url, timeout=10.0)
         while not stop.wait(CANARY_SECONDS):
             if not self._ready:
                 continue
@@ -168,5 +171,5 @@ def _parsed_replies(connection: redis.connection.Connection) -> Callable[[], obj
     read_response, which it replaces for buffered replies, costs ~2 µs of Python per message
     (a quarter of the reader's CPU in a burst). Without hiredis: nothing, and every reply
     goes through read_response."""
-    reader = getattr(getattr(connection, "_parser", None), "_reader", None)
+    reader: Any = getattr(getattr(connection, "_parser", None), "_reader", None)
     return reader.gets if hasattr(reader, "gets") else lambda: None

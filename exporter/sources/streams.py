@@ -19,14 +19,16 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import redis
 
-from ..channels import is_pattern
+from ..contract import is_pattern, parse_channels
 from ..dispatcher import Dispatcher
 from ..store import Store
+from ..validation import ConfigError, expect, expect_mapping, positive, positive_int
 from . import Gather, RedisHealth, RedisSource
 
 log = logging.getLogger(__name__)
@@ -34,23 +36,58 @@ log = logging.getLogger(__name__)
 DISCOVER_SECONDS = 10.0
 
 
+@dataclass(frozen=True)
+class StreamsSettings:
+    """The `streams:` config section."""
+
+    group: str = "agent-exporter"
+    start: str = "0"  # where a new group starts: "0" the whole stream, "$" new entries only
+    batch: int = 500
+    block_ms: int = 1000
+    claim_idle_seconds: float = 60.0
+    checkpoint_seconds: float = 5.0
+    keys: Mapping[str, str] | None = None  # stream key → event type; None: the channels
+
+
+def parse_streams(value: Any, key: str, origin: str) -> StreamsSettings:
+    names = StreamsSettings.__dataclass_fields__
+    expect_mapping(value, names, key, origin)
+    out: dict[str, Any] = {}
+    if "group" in value:
+        out["group"] = expect(value["group"], str, f"{key}.group", origin)
+    if "start" in value:
+        if value["start"] not in ("0", "$"):
+            raise ConfigError(f"{key}.start", "expected \"0\" (whole stream) or \"$\" (new entries)",
+                              origin)
+        out["start"] = value["start"]
+    for name in ("batch", "block_ms"):
+        if name in value:
+            out[name] = positive_int(value[name], f"{key}.{name}", origin)
+    for name in ("claim_idle_seconds", "checkpoint_seconds"):
+        if name in value:
+            out[name] = positive(value[name], f"{key}.{name}", origin)
+    if value.get("keys") is not None:
+        out["keys"] = parse_channels(value["keys"], f"{key}.keys", origin)
+    return StreamsSettings(**out)
+
+
 class StreamsSource(RedisSource):
     name = "streams"
 
     def __init__(self, redis_url: str, routes: Mapping[str, str], dispatcher: Dispatcher,
-                 health: RedisHealth, store: Store, settings: Mapping[str, Any],
+                 health: RedisHealth, store: Store, settings: StreamsSettings,
                  consumer: str) -> None:
         """`routes`: configured stream key or glob pattern → the dispatcher route it feeds."""
         super().__init__(redis_url, health)
         self.routes = dict(routes)
         self.dispatcher = dispatcher
         self.store = store
-        self.group = settings["group"]
-        self.start_id = settings["start"]
-        self.batch = settings["batch"]
-        self.block_ms = settings["block_ms"]
-        self.claim_idle_ms = int(settings["claim_idle_seconds"] * 1000)
-        self.checkpoint_seconds = settings["checkpoint_seconds"]
+        self.group = settings.group
+        self.start_id = settings.start
+        self.batch = settings.batch
+        self.block_ms = settings.block_ms
+        self.claim_idle_ms = int(settings.claim_idle_seconds * 1000)
+        self.checkpoint_seconds = settings.checkpoint_seconds
         self.consumer = consumer
         self.checkpoint_key = f"agent-exporter:checkpoint:{self.group}:{consumer}"
         self.streams: dict[str, str] = {}  # concrete stream key → route
@@ -172,7 +209,7 @@ class StreamsSource(RedisSource):
     def _read_pending(self, client: redis.Redis, applied: dict[str, set[bytes]]) -> None:
         """Every entry delivered to this consumer and not acknowledged, oldest first, except
         those already `applied`."""
-        cursors = {s: "0" for s in self.streams}
+        cursors: dict[Any, Any] = {s: "0" for s in self.streams}
         while cursors:
             replies = client.xreadgroup(self.group, self.consumer, cursors, count=self.batch)
             done = set(cursors)
@@ -202,11 +239,11 @@ class StreamsSource(RedisSource):
         ahead and not yet applied) are never taken again, as XAUTOCLAIM would."""
         me = self.consumer.encode()
         for stream in self.streams:
-            start = "-"
+            start: Any = "-"
             while True:
-                idle = client.xpending_range(stream, self.group, start, "+", self.batch,
-                                             idle=self.claim_idle_ms)
-                theirs = [p["message_id"] for p in idle if p["consumer"] != me]
+                idle: list[Any] = client.xpending_range(stream, self.group, start, "+",
+                                                        self.batch, idle=self.claim_idle_ms)
+                theirs: list[Any] = [p["message_id"] for p in idle if p["consumer"] != me]
                 if theirs:
                     entries = client.xclaim(stream, self.group, self.consumer,
                                             self.claim_idle_ms, theirs)

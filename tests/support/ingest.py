@@ -1,26 +1,30 @@
 """An in-process ingest path (store + domains + dispatcher) for fast unit and property tests."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
 
-from exporter.channels import DEFAULT_CHANNELS
 from exporter.config import load
+from exporter.contract import DEFAULT_CHANNELS
 from exporter.dispatcher import Dispatcher
-from exporter.domains import create_domains
+from exporter.domains import Context, create_domains
 from exporter.store import Store
 from tests.support.procs import parse_samples
 
 
 class Ingest:
     def __init__(self, **settings: Any) -> None:
-        self.config = load(None, env={})
-        self.config.values.update(settings)
-        self.store = Store(self.config.series_budget, self.config.series_ttl_seconds or None)
-        self.domains = create_domains(self.store, self.config, lambda name: False)
-        routes = {channel: self.domains[d] for channel, d in self.config.channels.items()}
-        self.dispatcher = Dispatcher(self.store, routes, self.config.max_event_bytes)
+        self.config = dataclasses.replace(load(None, env={}), **settings)
+        config = self.config
+        self.store = Store(config.series_budget, config.series_ttl_seconds,
+                           config.counter_ttl_seconds)
+        ctx = Context(self.store, config.max_label_length, config.series_budgets,
+                      config.series_ttls)
+        self.domains = create_domains(ctx, config.metrics, config.max_generic_metrics)
+        routes = {channel: self.domains[d] for channel, d in config.channels.items()}
+        self.dispatcher = Dispatcher(self.store, routes, config.max_event_bytes)
 
     def send(self, channel: str, event: Any, source: str | None = None) -> None:
         """Route like pub/sub does: error channels arrive through their pattern."""

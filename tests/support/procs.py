@@ -75,7 +75,7 @@ class Proc:
         _check_allowed(argv[0])
         self.argv = list(argv)
         self.log_path = log
-        self._log = open(log, "ab")
+        self._log = open(log, "ab")  # noqa: SIM115 — open for the process's lifetime, closed in stop()
         self.popen = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT,
                                       env=env, cwd=cwd, start_new_session=True)
         self.pid = self.popen.pid
@@ -118,7 +118,7 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: Proc | None = None
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         import redis
 
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -165,7 +165,7 @@ class Exporter:
         workdir.mkdir(parents=True, exist_ok=True)
         self.proc = Proc(argv, workdir / f"exporter-{self.port}.log", env=full_env, cwd=REPO)
 
-    def wait_healthy(self, timeout: float = 20) -> "Exporter":
+    def wait_healthy(self, timeout: float = 20) -> Exporter:
         def healthy() -> bool:
             if not self.proc.alive():
                 raise AssertionError(f"exporter exited:\n{self.proc.log()}")
@@ -174,7 +174,7 @@ class Exporter:
         wait_until(healthy, timeout=timeout, message="exporter /healthz")
         return self
 
-    def wait_ready(self, timeout: float = 20) -> "Exporter":
+    def wait_ready(self, timeout: float = 20) -> Exporter:
         self.wait_healthy(timeout)
         wait_until(lambda: requests.get(self.url + "/readyz", timeout=1).status_code == 200,
                    timeout=timeout, message="exporter /readyz")

@@ -1,36 +1,20 @@
-"""`agent-exporter demo`: a simulated agent swarm publishing through the Publisher API, so a fresh
-stack shows full dashboards within minutes and `--incidents` can show every alert it can reach.
-
-The simulation runs in simulated seconds on an event heap paced against the wall clock (`--speed`
-compresses time for tests). All randomness comes from one random.Random(seed) and the heap is
-ordered by (time, insertion), so one seed gives one exact sequence of events. Besides events it
-keeps the seeds' state keys that agents and training jobs write (`context:project:<id>` status,
-the active-agent set, per-agent workload and performance hashes). It never invents GPU readings:
-GPU panels show the host's real GPUs, or none.
+"""The simulated world: a swarm of agents taking tasks, training runs, RAG queries, workflow
+runs and seed-004 records, each publishing through the Publisher API. Incidents
+(exporter/demo/incidents.py) switch the attributes marked "incident" on and off.
 """
 from __future__ import annotations
 
-import argparse
-import heapq
 import itertools
-import logging
 import math
 import random
-import signal
 import socket
-import threading
-import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import redis
-
-from . import __version__
-from .thresholds import SLOW_STEP_SECONDS, TASK_SLA_SECONDS
-from .publisher import Publisher
-
-log = logging.getLogger(__name__)
+from .. import __version__
+from ..publisher import Publisher
+from ..thresholds import SLOW_STEP_SECONDS, TASK_SLA_SECONDS
+from .engine import Sim, lognormal
 
 AGENT_TYPES = ("ai-engineer", "data-engineer", "ml-engineer", "context-manager",
                "workflow-orchestrator", "error-coordinator")
@@ -54,69 +38,7 @@ TRAINING_INTERVAL_SECONDS = 5
 STEPS_PER_SECOND = 10
 RECORDS_INTERVAL_SECONDS = 15
 RUN_BREAK_SECONDS = 2700    # between two runs of a project: longer than the exporter's series TTL
-INCIDENT_CYCLE_SECONDS = 7200  # incidents repeat; 2 h leaves the z-score baselines clean
 
-
-class Sim:
-    """Simulated time: a heap of (when, order, action), run against the wall clock / speed."""
-
-    def __init__(self, speed: float) -> None:
-        self.speed = speed
-        self.now = 0.0
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._order = itertools.count()
-
-    def at(self, when: float, action: Callable[[], None]) -> None:
-        heapq.heappush(self._heap, (when, next(self._order), action))
-
-    def after(self, delay: float, action: Callable[[], None]) -> None:
-        self.at(self.now + delay, action)
-
-    def every(self, period: float, action: Callable[[], None]) -> None:
-        def tick() -> None:
-            self.after(period, tick)  # first, so a failing action does not end the series
-            action()
-        self.after(period, tick)
-
-    def poisson(self, rate: float, rng: random.Random, action: Callable[[], None]) -> None:
-        """`action` at exponentially spaced times, `rate` per simulated second."""
-        def tick() -> None:
-            self.after(rng.expovariate(rate), tick)
-            action()
-        self.after(rng.expovariate(rate), tick)
-
-    def run(self, until: float | None, stop: threading.Event) -> None:
-        """Run actions on time until `until` (simulated) or `stop`. While Redis is unreachable
-        simulated time stands still, one failed action a second, instead of bursting later."""
-        start = time.monotonic()
-        failing = False
-        while self._heap and not stop.is_set():
-            when, _, action = self._heap[0]
-            if until is not None and when > until:
-                return
-            delay = start + when / self.speed - time.monotonic()
-            if delay > 0 and stop.wait(delay):
-                return
-            heapq.heappop(self._heap)
-            self.now = when
-            try:
-                action()
-                failing = False
-            except redis.RedisError as exc:
-                if not failing:
-                    log.warning("demo: cannot publish (%s); dropping events, trying every "
-                                "second", exc)
-                failing = True
-                if stop.wait(1.0):
-                    return
-                start = time.monotonic() - self.now / self.speed
-
-
-def lognormal(rng: random.Random, median: float, sigma: float) -> float:
-    return rng.lognormvariate(math.log(median), sigma)
-
-
-# -- the swarm ---------------------------------------------------------------------------------
 
 @dataclass
 class Task:
@@ -442,8 +364,6 @@ def publish_records(pub: Publisher, swarm: Swarm, rag: Rag) -> None:
                {"component": "rag", "subsystem": "cache"}, collector="rag", **meta)
 
 
-# -- incidents ---------------------------------------------------------------------------------
-
 @dataclass
 class World:
     sim: Sim
@@ -451,172 +371,3 @@ class World:
     training: dict[str, TrainingRun]
     rag: Rag
     workflows: Workflows
-
-
-Change = Callable[[World], None]
-
-
-@dataclass(frozen=True)
-class Incident:
-    name: str
-    alerts: tuple[str, ...]     # the alert rules it is meant to fire
-    length: float               # simulated seconds
-    begin: Change
-    end: Change
-
-
-def _toggle(target: Callable[[World], object], attr: str, on: object,
-            off: object) -> tuple[Change, Change]:
-    return lambda w: setattr(target(w), attr, on), lambda w: setattr(target(w), attr, off)
-
-
-def _offline(world: World, value: bool) -> None:
-    """A quarter of the agents (plus rounding) go offline: availability under 80 %."""
-    agents = world.swarm.agents
-    for agent in agents[-1 - math.ceil(len(agents) / 4):-1] or agents[:1]:
-        world.swarm.set_offline(agent, value)
-
-
-# One incident per alert the demo can reach: not GPU or host alerts (it invents no readings),
-# not exporter outages, and not TaskThroughputLow (an hour of near silence). The z-score
-# anomaly alerts need an hour of baseline, so they fire from the second cycle on.
-INCIDENTS: tuple[Incident, ...] = (
-    Incident("agent-silent", ("AgentNotSeen",), 600,
-             lambda w: w.swarm.set_silent(w.swarm.agents[-1], True),
-             lambda w: w.swarm.set_silent(w.swarm.agents[-1], False)),
-    Incident("agents-offline", ("SwarmAvailabilityLow",), 900,
-             lambda w: _offline(w, True), lambda w: _offline(w, False)),
-    Incident("load-imbalance", ("AgentLoadImbalanced",), 1800,
-             lambda w: setattr(w.swarm, "hot", w.swarm.agents[0]),
-             lambda w: setattr(w.swarm, "hot", None)),
-    Incident("agent-failing", ("AgentErrorRateHigh",), 900,
-             *_toggle(lambda w: w.swarm.agents[1 % len(w.swarm.agents)], "broken", True, False)),
-    Incident("sla-breach", ("TaskSlaComplianceLow", "TaskSlaErrorBudgetBurnFast",
-                            "TaskSlaErrorBudgetBurnMedium"), 900,
-             *_toggle(lambda w: w.swarm, "sla_breach_ratio", 0.5, 0.0)),
-    Incident("task-burst", ("TaskThroughputAnomaly", "TaskDurationAnomaly"), 600,
-             *_toggle(lambda w: w.swarm, "burst", True, False)),
-    Incident("slow-step", ("WorkflowStepSlow",), 900,
-             *_toggle(lambda w: w.workflows, "slow", ("model-training", "evaluate"), None)),
-    Incident("loss-high", ("TrainingLossHigh",), 900,
-             *_toggle(lambda w: w.training["proj-2"], "spike", True, False)),
-    Incident("loss-diverging", ("TrainingLossDiverging",), 900,
-             lambda w: setattr(w.training["proj-3"], "diverging", 1.0),
-             lambda w: w.training["proj-3"].crash_and_restart()),
-    Incident("training-stalled", ("TrainingStalled",), 1200,
-             *_toggle(lambda w: w.training["proj-1"], "stalled", True, False)),
-    Incident("rag-latency", ("RagLatencyHigh", "RagLatencyAnomaly"), 900,
-             *_toggle(lambda w: w.rag, "slowdown", 15.0, 1.0)),
-    Incident("rag-failures", ("RagSuccessRatioLow",), 900,
-             *_toggle(lambda w: w.rag, "failure_ratio", 0.3, Rag.failure_ratio)),
-    Incident("rag-cache-cold", ("RagCacheHitRatioLow",), 1200,
-             *_toggle(lambda w: w.rag, "hit_ratio", 0.1, Rag.hit_ratio)),
-    Incident("rag-low-confidence", ("RagLowConfidenceHigh",), 1200,
-             *_toggle(lambda w: w.rag, "confidence", (2.0, 3.0), Rag.confidence)),
-    Incident("invalid-events", ("ExporterEventsInvalid",), 900,
-             *_toggle(lambda w: w.rag, "malformed_ratio", 0.2, 0.0)),
-)
-INCIDENT_NAMES = tuple(incident.name for incident in INCIDENTS)
-
-
-def schedule(world: World, incident: Incident, start: float) -> None:
-    """Begin at `start`, end `length` later, and again every INCIDENT_CYCLE_SECONDS."""
-    sim = world.sim
-
-    def begin() -> None:
-        log.info("demo: incident %s begins (meant to fire %s)", incident.name,
-                 ", ".join(incident.alerts))
-        incident.begin(world)
-        sim.after(incident.length, end)
-
-    def end() -> None:
-        log.info("demo: incident %s ends", incident.name)
-        incident.end(world)
-        sim.after(INCIDENT_CYCLE_SECONDS - incident.length, begin)
-
-    sim.at(start, begin)
-
-
-# -- the command -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Options:
-    rate: float = 10.0                  # RAG queries, workflow steps, transient errors per second
-    agents: int = 12
-    seed: int | None = None
-    duration: float | None = None       # wall seconds; None runs until SIGTERM/SIGINT
-    transport: str = "pubsub"
-    incidents: tuple[str, ...] = ()     # names from INCIDENT_NAMES
-    speed: float = 1.0                  # simulated seconds per wall second
-
-
-def build(pub: Publisher, options: Options) -> World:
-    """Create the simulated world and schedule everything; world.sim runs it."""
-    rng = random.Random(options.seed)
-    sim = Sim(options.speed)
-    world = World(sim, Swarm(sim, pub, rng, options.agents),
-                  {project: TrainingRun(sim, pub, rng, project) for project in PROJECTS},
-                  Rag(pub, rng), Workflows(sim, pub, rng))
-    world.swarm.start()
-    for run in world.training.values():
-        run.start()
-    per_sim_second = options.rate / options.speed
-    steps_per_run = sum(len(steps) for steps in WORKFLOWS.values()) / len(WORKFLOWS)
-    sim.poisson(0.84 * per_sim_second, rng, world.rag.query)
-    sim.poisson(0.15 * per_sim_second / steps_per_run, rng, world.workflows.start_run)
-    sim.poisson(0.01 * per_sim_second, rng, world.swarm.transient_error)
-    sim.every(RECORDS_INTERVAL_SECONDS, lambda: publish_records(pub, world.swarm, world.rag))
-
-    chosen = [incident for incident in INCIDENTS if incident.name in options.incidents]
-    for n, incident in enumerate(chosen):  # staggered over the first minutes
-        schedule(world, incident, 30.0 * (n + 1))
-    return world
-
-
-def positive(text: str) -> float:
-    """argparse type: a finite number above 0."""
-    value = float(text)
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a number greater than 0, got {text}")
-    return value
-
-
-def agent_count(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"expected 1 to 1000 agents, got {text}")
-    return value
-
-
-def incident_list(text: str) -> tuple[str, ...]:
-    """argparse type: `all` or comma-separated incident names."""
-    if text.strip() == "all":
-        return INCIDENT_NAMES
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in INCIDENT_NAMES]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown incident {', '.join(unknown)} "
-                                         f"(known: all, {', '.join(INCIDENT_NAMES)})")
-    return names
-
-
-def run(redis_url: str, options: Options) -> int:
-    """Publish until --duration has passed or SIGTERM/SIGINT; 0 when done."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    pub = Publisher(redis_url, transport=options.transport)
-    log.info("demo: %d agents, %s events/s, seed %s, speed %sx, incidents: %s, to %s",
-             options.agents, options.rate, options.seed, options.speed,
-             ", ".join(options.incidents) or "none", redis_url)
-    while not stop.is_set():  # the initial state goes out in one go: wait for Redis first
-        try:
-            pub.redis.ping()
-            break
-        except redis.RedisError as exc:
-            log.warning("demo: waiting for Redis at %s: %s", redis_url, exc)
-            stop.wait(1.0)
-    world = build(pub, options)
-    world.sim.run(None if options.duration is None else options.duration * options.speed, stop)
-    pub.redis.close()
-    return 0
