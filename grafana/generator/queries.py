@@ -60,6 +60,8 @@ def selector(*filters: Filter) -> str:
 
 JOB = Filter("job", "Job", "agent_exporter_build_info")
 INSTANCE = Filter("instance", "Instance", f"agent_exporter_build_info{{{selector(JOB)}}}")
+JOBS = selector(JOB)  # recorded series aggregated per job
+INSTANCES = selector(JOB, INSTANCE)  # series of each exporter and its host
 
 
 def query(expr: str, legend: str = "__auto") -> prometheus.Dataquery:

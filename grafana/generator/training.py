@@ -1,7 +1,13 @@
-"""Agent Exporter · Training: Training projects: loss and WER over time and over steps, trend, plateau and staleness, with training alerts as annotations."""
+"""The Training dashboard (agent-exporter-training)."""
 from __future__ import annotations
 
 from grafana_foundation_sdk.models.dashboard import Dashboard
+
+from exporter.thresholds import (
+    TRAINING_LOSS_HIGH,
+    TRAINING_LOSS_PLATEAU,
+    TRAINING_STALLED_SECONDS,
+)
 
 from .dashboard import dashboard
 from .panels import (
@@ -32,7 +38,7 @@ from .queries import (
 UID = "agent-exporter-training"
 TITLE = "Agent Exporter · Training"
 PROJECT = Filter("project", "Project", f"training_updates_total{{{selector(JOB)}}}")
-SEL_JOB_INSTANCE_PROJECT = selector(JOB, INSTANCE, PROJECT)
+PROJECTS = selector(JOB, INSTANCE, PROJECT)
 
 
 def build() -> Dashboard:
@@ -55,29 +61,54 @@ def build() -> Dashboard:
 
 def projects() -> Panel:
     return (
-        table("Projects", "One row per project: status in Redis, latest step, loss (TrainingLossHigh above 5), WER, loss slope per second over 10 minutes, relative loss change over 30 minutes (under 1 % is a plateau) and the age of the last progress event (TrainingStalled after 900 s while training).", "short")
+        table(
+            "Projects",
+            "One row per project: status in Redis, latest step, loss (TrainingLossHigh above "
+            "5), WER, loss slope per second over 10 minutes, relative loss change over 30 "
+            "minutes (under 1 % is a plateau) and the age of the last progress event "
+            "(TrainingStalled after 900 s while training).",
+            "short")
         .override_by_name("Step", cell("none", decimals=0))
-        .override_by_name("Loss", cell("none", red_above(5)))
+        .override_by_name("Loss", cell("none", red_above(TRAINING_LOSS_HIGH)))
         .override_by_name("WER", cell("percentunit"))
         .override_by_name("Loss slope /s", cell("short", red_above(0)))
-        .override_by_name("Change 30 min", cell("percentunit", red_below(0.01)))
-        .override_by_name("Last progress", cell("s", red_above(900)))
-        .with_target(table_query(f"max by (project, status) (training_project_status{{{SEL_JOB_INSTANCE_PROJECT}}} == 1)"))
-        .with_target(table_query(f"max by (project) (training_step{{{SEL_JOB_INSTANCE_PROJECT}}})"))
-        .with_target(table_query(f"max by (project) (training_loss{{{SEL_JOB_INSTANCE_PROJECT}}})"))
-        .with_target(table_query(f"max by (project) (training_wer{{{SEL_JOB_INSTANCE_PROJECT}}})"))
-        .with_target(table_query(f"max by (project) (project:training_loss:deriv10m{{{SEL_JOB_INSTANCE_PROJECT}}})"))
-        .with_target(table_query(f"max by (project) (project:training_loss:change_ratio30m{{{SEL_JOB_INSTANCE_PROJECT}}})"))
-        .with_target(table_query(f"min by (project) (project:training_last_update:age_seconds{{{SEL_JOB_INSTANCE_PROJECT}}})"))
+        .override_by_name("Change 30 min", cell("percentunit", red_below(TRAINING_LOSS_PLATEAU)))
+        .override_by_name("Last progress", cell("s", red_above(TRAINING_STALLED_SECONDS)))
+        .with_target(table_query(
+            f"max by (project, status) (training_project_status{{{PROJECTS}}} == 1)"))
+        .with_target(table_query(f"max by (project) (training_step{{{PROJECTS}}})"))
+        .with_target(table_query(f"max by (project) (training_loss{{{PROJECTS}}})"))
+        .with_target(table_query(f"max by (project) (training_wer{{{PROJECTS}}})"))
+        .with_target(table_query(
+            f"max by (project) (project:training_loss:deriv10m{{{PROJECTS}}})"))
+        .with_target(table_query(
+            f"max by (project) (project:training_loss:change_ratio30m{{{PROJECTS}}})"))
+        .with_target(table_query(
+            f"min by (project) (project:training_last_update:age_seconds{{{PROJECTS}}})"))
         .with_transformation(merge())
-        .with_transformation(organize({"project": "Project", "status": "Status", "Value #B": "Step", "Value #C": "Loss", "Value #D": "WER", "Value #E": "Loss slope /s", "Value #F": "Change 30 min", "Value #G": "Last progress"}, hide=("Value #A",)))
+        .with_transformation(organize(
+            {
+                "project": "Project",
+                "status": "Status",
+                "Value #B": "Step",
+                "Value #C": "Loss",
+                "Value #D": "WER",
+                "Value #E": "Loss slope /s",
+                "Value #F": "Change 30 min",
+                "Value #G": "Last progress",
+            },
+            hide=("Value #A",)))
     )
 
 
 def loss_over_time() -> Panel:
     return (
-        timeseries("Loss over time", "Latest training loss per project; TrainingLossHigh fires above 5.", "none", red_above(5))
-        .with_target(query(f"training_loss{{{SEL_JOB_INSTANCE_PROJECT}}}", "{{project}}"))
+        timeseries(
+            "Loss over time",
+            "Latest training loss per project; TrainingLossHigh fires above 5.",
+            "none",
+            red_above(TRAINING_LOSS_HIGH))
+        .with_target(query(f"training_loss{{{PROJECTS}}}", "{{project}}"))
     )
 
 
@@ -85,17 +116,22 @@ def wer_over_time() -> Panel:
     return (
         timeseries("WER over time", "Latest word error rate per project.", "percentunit")
         .min(0)
-        .with_target(query(f"training_wer{{{SEL_JOB_INSTANCE_PROJECT}}}", "{{project}}"))
+        .with_target(query(f"training_wer{{{PROJECTS}}}", "{{project}}"))
     )
 
 
 def loss_and_wer_over_steps() -> Panel:
     return (
-        trend("Loss and WER over steps — $project", "Loss (left axis) and WER (right axis) against the training step, one panel per project (the panel repeats for each selected project).", "none", red_above(5))
+        trend(
+            "Loss and WER over steps — $project",
+            "Loss (left axis) and WER (right axis) against the training step, one panel per "
+            "project (the panel repeats for each selected project).",
+            "none",
+            red_above(TRAINING_LOSS_HIGH))
         .override_by_query("C", right_axis_ratio(bounded=False))
-        .with_target(query(f"max(training_step{{{SEL_JOB_INSTANCE_PROJECT}}})", "step"))
-        .with_target(query(f"max(training_loss{{{SEL_JOB_INSTANCE_PROJECT}}})", "loss"))
-        .with_target(query(f"max(training_wer{{{SEL_JOB_INSTANCE_PROJECT}}})", "wer"))
+        .with_target(query(f"max(training_step{{{PROJECTS}}})", "step"))
+        .with_target(query(f"max(training_loss{{{PROJECTS}}})", "loss"))
+        .with_target(query(f"max(training_wer{{{PROJECTS}}})", "wer"))
         .with_transformation(join_by_time())
         .repeat("project")
         .max_per_row(2)
@@ -104,34 +140,62 @@ def loss_and_wer_over_steps() -> Panel:
 
 def loss_slope() -> Panel:
     return (
-        timeseries("Loss slope", "Loss change per second, linear fit over 10 minutes: below 0 the model improves, above 0 the loss rises.", "short", red_above(0))
-        .with_target(query(f"project:training_loss:deriv10m{{{SEL_JOB_INSTANCE_PROJECT}}}", "{{project}}"))
+        timeseries(
+            "Loss slope",
+            "Loss change per second, linear fit over 10 minutes: below 0 the model improves, "
+            "above 0 the loss rises.",
+            "short",
+            red_above(0))
+        .with_target(query(f"project:training_loss:deriv10m{{{PROJECTS}}}", "{{project}}"))
     )
 
 
 def loss_state() -> Panel:
     return (
-        states("Loss state", "Improving (loss falling), rising (slope above 0), or plateau / converged (loss changed less than 1 % over 30 minutes, seed 000 convergence test; TrainingLossPlateau when it lasts).", value_texts((0, "improving", "green"), (1, "rising", "red"), (2, "plateau / converged", "blue")))
-        .with_target(query(f"2 * (project:training_loss:change_ratio30m{{{SEL_JOB_INSTANCE_PROJECT}}} < bool 0.01) + (project:training_loss:deriv10m{{{SEL_JOB_INSTANCE_PROJECT}}} > bool 0) * (project:training_loss:change_ratio30m{{{SEL_JOB_INSTANCE_PROJECT}}} >= bool 0.01)", "{{project}}"))
+        states(
+            "Loss state",
+            "Improving (loss falling), rising (slope above 0), or plateau / converged (loss "
+            "changed less than 1 % over 30 minutes, seed 000 convergence test; "
+            "TrainingLossPlateau when it lasts).",
+            value_texts((0, "improving", "green"), (1, "rising", "red"), (2, "plateau / converged", "blue")))
+        .with_target(query(
+            f"2 * (project:training_loss:change_ratio30m{{{PROJECTS}}} < bool {TRAINING_LOSS_PLATEAU}) + "
+            f"(project:training_loss:deriv10m{{{PROJECTS}}} > bool 0) * "
+            f"(project:training_loss:change_ratio30m{{{PROJECTS}}} >= bool {TRAINING_LOSS_PLATEAU})",
+            "{{project}}"))
     )
 
 
 def progress_events_per_minute() -> Panel:
     return (
-        timeseries("Progress events per minute", "Progress events received per minute and project.", "opm")
-        .with_target(query(f"project:training_updates:rate5m{{{SEL_JOB_INSTANCE_PROJECT}}} * 60", "{{project}}"))
+        timeseries(
+            "Progress events per minute",
+            "Progress events received per minute and project.",
+            "opm")
+        .with_target(query(f"project:training_updates:rate5m{{{PROJECTS}}} * 60", "{{project}}"))
     )
 
 
 def time_since_last_progress() -> Panel:
     return (
-        timeseries("Time since last progress", "Seconds since each project's last progress event; TrainingStalled fires after 900 s while Redis says the project is training.", "s", red_above(900))
-        .with_target(query(f"project:training_last_update:age_seconds{{{SEL_JOB_INSTANCE_PROJECT}}}", "{{project}}"))
+        timeseries(
+            "Time since last progress",
+            "Seconds since each project's last progress event; TrainingStalled fires after 900 "
+            "s while Redis says the project is training.",
+            "s",
+            red_above(TRAINING_STALLED_SECONDS))
+        .with_target(query(
+            f"project:training_last_update:age_seconds{{{PROJECTS}}}",
+            "{{project}}"))
     )
 
 
 def other_training_metrics() -> Panel:
     return (
-        timeseries("Other training metrics", "Every other numeric field of the progress events (accuracy, learning rate, …) by project and name.", "short")
-        .with_target(query(f"training_metric{{{SEL_JOB_INSTANCE_PROJECT}}}", "{{project}} {{name}}"))
+        timeseries(
+            "Other training metrics",
+            "Every other numeric field of the progress events (accuracy, learning rate, …) by "
+            "project and name.",
+            "short")
+        .with_target(query(f"training_metric{{{PROJECTS}}}", "{{project}} {{name}}"))
     )
