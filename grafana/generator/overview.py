@@ -17,8 +17,6 @@ from exporter.thresholds import (
     TASK_SLA_COMPLIANCE_RATIO,
     TASK_SLO_RATIO,
     TASK_THROUGHPUT_MIN_PER_HOUR,
-    TRAINING_LOSS_HIGH,
-    TRAINING_STALLED_SECONDS,
 )
 
 from . import agents, gpu, rag, system, tasks, training
@@ -26,10 +24,8 @@ from .dashboard import dashboard, row
 from .panels import (
     Panel,
     bars,
-    cell,
     detail_link,
     gauge,
-    merge,
     organize,
     red_above,
     red_below,
@@ -466,34 +462,12 @@ def rag_mean_latency() -> Panel:
 
 def training_status_per_project() -> Panel:
     return (
-        table(
+        training.project_table(
             "Training status per project",
             "Each project's status from Redis (context:project:<id>), with its latest step, "
             "loss and WER and the age of its last progress event.",
-            "short")
-        .override_by_name("Step", cell("none", decimals=0))
-        .override_by_name("Loss", cell("none", red_above(TRAINING_LOSS_HIGH)))
-        .override_by_name("WER", cell("percentunit"))
-        .override_by_name("Last progress", cell("s", red_above(TRAINING_STALLED_SECONDS)))
-        .with_target(table_query(
-            f"max by (project, status) (training_project_status{{{INSTANCES}}} == 1)"))
-        .with_target(table_query(f"max by (project) (training_step{{{INSTANCES}}})"))
-        .with_target(table_query(f"max by (project) (training_loss{{{INSTANCES}}})"))
-        .with_target(table_query(f"max by (project) (training_wer{{{INSTANCES}}})"))
-        .with_target(table_query(
-            f"min by (project) (project:training_last_update:age_seconds{{{INSTANCES}}})"))
+            INSTANCES, trend=False)
         .links([detail_link(training.UID, training.TITLE)])
-        .with_transformation(merge())
-        .with_transformation(organize(
-            {
-                "project": "Project",
-                "status": "Status",
-                "Value #B": "Step",
-                "Value #C": "Loss",
-                "Value #D": "WER",
-                "Value #E": "Last progress",
-            },
-            hide=("Value #A",)))
     )
 
 

@@ -60,45 +60,43 @@ def build() -> Dashboard:
 
 
 def projects() -> Panel:
-    return (
-        table(
-            "Projects",
-            "One row per project: status in Redis, latest step, loss (TrainingLossHigh above "
-            "5), WER, loss slope per second over 10 minutes, relative loss change over 30 "
-            "minutes (under 1 % is a plateau) and the age of the last progress event "
-            "(TrainingStalled after 900 s while training).",
-            "short")
-        .override_by_name("Step", cell("none", decimals=0))
-        .override_by_name("Loss", cell("none", red_above(TRAINING_LOSS_HIGH)))
-        .override_by_name("WER", cell("percentunit"))
-        .override_by_name("Loss slope /s", cell("short", red_above(0)))
-        .override_by_name("Change 30 min", cell("percentunit", red_below(TRAINING_LOSS_PLATEAU)))
-        .override_by_name("Last progress", cell("s", red_above(TRAINING_STALLED_SECONDS)))
-        .with_target(table_query(
-            f"max by (project, status) (training_project_status{{{PROJECTS}}} == 1)"))
-        .with_target(table_query(f"max by (project) (training_step{{{PROJECTS}}})"))
-        .with_target(table_query(f"max by (project) (training_loss{{{PROJECTS}}})"))
-        .with_target(table_query(f"max by (project) (training_wer{{{PROJECTS}}})"))
-        .with_target(table_query(
-            f"max by (project) (project:training_loss:deriv10m{{{PROJECTS}}})"))
-        .with_target(table_query(
-            f"max by (project) (project:training_loss:change_ratio30m{{{PROJECTS}}})"))
-        .with_target(table_query(
-            f"min by (project) (project:training_last_update:age_seconds{{{PROJECTS}}})"))
-        .with_transformation(merge())
-        .with_transformation(organize(
-            {
-                "project": "Project",
-                "status": "Status",
-                "Value #B": "Step",
-                "Value #C": "Loss",
-                "Value #D": "WER",
-                "Value #E": "Loss slope /s",
-                "Value #F": "Change 30 min",
-                "Value #G": "Last progress",
-            },
-            hide=("Value #A",)))
-    )
+    return project_table(
+        "Projects",
+        "One row per project: status in Redis, latest step, loss (TrainingLossHigh above 5), WER, "
+        "loss slope per second over 10 minutes, relative loss change over 30 minutes (under 1 % "
+        "is a plateau) and the age of the last progress event (TrainingStalled after 900 s "
+        "while training).",
+        PROJECTS, trend=True)
+
+
+def project_table(title: str, description: str, projects: str, trend: bool) -> Panel:
+    """One row per project: its status in Redis, latest step, loss and WER, with `trend` the
+    loss slope and change, and the age of its last progress event. The overview shows it too."""
+    columns = [
+        ("Step", f"max by (project) (training_step{{{projects}}})", cell("none", decimals=0)),
+        ("Loss", f"max by (project) (training_loss{{{projects}}})",
+         cell("none", red_above(TRAINING_LOSS_HIGH))),
+        ("WER", f"max by (project) (training_wer{{{projects}}})", cell("percentunit")),
+    ]
+    if trend:
+        columns += [
+            ("Loss slope /s", f"max by (project) (project:training_loss:deriv10m{{{projects}}})",
+             cell("short", red_above(0))),
+            ("Change 30 min",
+             f"max by (project) (project:training_loss:change_ratio30m{{{projects}}})",
+             cell("percentunit", red_below(TRAINING_LOSS_PLATEAU))),
+        ]
+    columns.append(("Last progress",
+                    f"min by (project) (project:training_last_update:age_seconds{{{projects}}})",
+                    cell("s", red_above(TRAINING_STALLED_SECONDS))))
+    panel = table(title, description, "short").with_target(table_query(
+        f"max by (project, status) (training_project_status{{{projects}}} == 1)"))
+    for name, expr, settings in columns:
+        panel = panel.override_by_name(name, settings).with_target(table_query(expr))
+    rename = {"project": "Project", "status": "Status"}
+    rename |= {f"Value #{chr(ord('B') + i)}": name for i, (name, _, _) in enumerate(columns)}
+    return (panel.with_transformation(merge())
+            .with_transformation(organize(rename, hide=("Value #A",))))
 
 
 def loss_over_time() -> Panel:
