@@ -46,8 +46,10 @@ AGENTS_BY_JOB = selector(JOB, AGENT)
 
 def build() -> Dashboard:
     return dashboard(
-        UID, TITLE, "Every agent of the swarm: state, load, success and latency, and how evenly the work is spread.",
-        ['agents'], [JOB, INSTANCE, AGENT],
+        UID, TITLE,
+        "Every agent of the swarm: state, load, success and latency, and how evenly the work "
+        "is spread.",
+        ["agents"], [JOB, INSTANCE, AGENT],
         [
             agents_known(),
             swarm_availability(),

@@ -19,14 +19,17 @@ from .queries import INSTANCE, INSTANCES, JOB, Filter, query, selector
 
 UID = "agent-exporter-exporter"
 TITLE = "Agent Exporter · Exporter health"
-EVENT_SOURCE = Filter("event_source", "Event source", f"agent_exporter_events_total{{{selector(JOB, INSTANCE)}}}", "source")
+EVENT_SOURCE = Filter("event_source", "Event source",
+                      f"agent_exporter_events_total{{{selector(JOB, INSTANCE)}}}", "source")
 SOURCES = selector(JOB, INSTANCE, EVENT_SOURCE)
 
 
 def build() -> Dashboard:
     return dashboard(
-        UID, TITLE, "The exporter itself: scrape, Redis connection, event intake and rejects, streams, collectors, key checks and series budgets.",
-        ['exporter'], [JOB, INSTANCE, EVENT_SOURCE],
+        UID, TITLE,
+        "The exporter itself: scrape, Redis connection, event intake and rejects, streams, "
+        "collectors, key checks and series budgets.",
+        ["exporter"], [JOB, INSTANCE, EVENT_SOURCE],
         [
             exporter_scraped(),
             redis_connection(),

@@ -32,8 +32,10 @@ GPUS = selector(JOB, INSTANCE, GPU)
 
 def build() -> Dashboard:
     return dashboard(
-        UID, TITLE, "NVIDIA GPUs of the exporters' hosts (NVML) and GPUs that remote hosts report through Redis (metrics:gpu:current). Hosts without a driver show \"No GPU reported\".",
-        ['gpu'], [JOB, INSTANCE, GPU],
+        UID, TITLE,
+        "NVIDIA GPUs of the exporters' hosts (NVML) and GPUs that remote hosts report through "
+        "Redis (metrics:gpu:current). Hosts without a driver show \"No GPU reported\".",
+        ["gpu"], [JOB, INSTANCE, GPU],
         [
             nvml().span(6),
             gpus().span(6),

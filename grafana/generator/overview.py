@@ -54,8 +54,10 @@ TITLE = "Agent Exporter · Overview"
 
 def build() -> Dashboard:
     return dashboard(
-        UID, TITLE, "The swarm at a glance: the seed-004 performance score, swarm, tasks, RAG, training, GPUs and firing alerts. Every section links to its detail dashboard.",
-        ['overview'], [JOB, INSTANCE],
+        UID, TITLE,
+        "The swarm at a glance: the seed-004 performance score, swarm, tasks, RAG, training, "
+        "GPUs and firing alerts. Every section links to its detail dashboard.",
+        ["overview"], [JOB, INSTANCE],
         [
             row("System overview"),
             performance_score().span(5),

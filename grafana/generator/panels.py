@@ -27,9 +27,10 @@ from grafana_foundation_sdk.models import heatmap as heatmap_model
 from .queries import DATASOURCE
 
 Panel: TypeAlias = (sdk_stat.Panel | sdk_timeseries.Panel | sdk_table.Panel | sdk_heatmap.Panel
-                    | sdk_statetimeline.Panel | sdk_bargauge.Panel | sdk_gauge.Panel | sdk_trend.Panel)
-P = TypeVar("P", sdk_stat.Panel, sdk_timeseries.Panel, sdk_table.Panel, sdk_heatmap.Panel, sdk_statetimeline.Panel,
-            sdk_bargauge.Panel, sdk_gauge.Panel, sdk_trend.Panel)
+                    | sdk_statetimeline.Panel | sdk_bargauge.Panel | sdk_gauge.Panel
+                    | sdk_trend.Panel)
+P = TypeVar("P", sdk_stat.Panel, sdk_timeseries.Panel, sdk_table.Panel, sdk_heatmap.Panel,
+            sdk_statetimeline.Panel, sdk_bargauge.Panel, sdk_gauge.Panel, sdk_trend.Panel)
 
 NEUTRAL = "blue"
 HEATMAP_COLUMNS = 200  # a wider heatmap has cells narrower than a pixel and costs Prometheus more

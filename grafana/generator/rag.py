@@ -24,8 +24,9 @@ SOURCES = selector(JOB, SOURCE)
 
 def build() -> Dashboard:
     return dashboard(
-        UID, TITLE, "RAG queries per source: latency, success, fallbacks, cache and answer quality.",
-        ['rag'], [JOB, SOURCE],
+        UID, TITLE,
+        "RAG queries per source: latency, success, fallbacks, cache and answer quality.",
+        ["rag"], [JOB, SOURCE],
         [
             queries_per_second(),
             p95_latency(),

@@ -22,8 +22,10 @@ TITLE = "Agent Exporter · System"
 
 def build() -> Dashboard:
     return dashboard(
-        UID, TITLE, "The hosts the exporters run on (psutil): CPU, memory, load, disks, filesystems and network.",
-        ['system'], [JOB, INSTANCE],
+        UID, TITLE,
+        "The hosts the exporters run on (psutil): CPU, memory, load, disks, filesystems and "
+        "network.",
+        ["system"], [JOB, INSTANCE],
         [
             cpu_utilisation(),
             memory_utilisation(),

@@ -28,8 +28,10 @@ ERROR_BUDGET = f"(1 - {TASK_SLO_RATIO})"  # the share of tasks the SLO lets brea
 
 def build() -> Dashboard:
     return dashboard(
-        UID, TITLE, "Task throughput, durations and the task SLO: 99 % of tasks within 1800 s, with multi-window burn rates.",
-        ['tasks', 'slo'], [JOB, AGENT],
+        UID, TITLE,
+        "Task throughput, durations and the task SLO: 99 % of tasks within 1800 s, with "
+        "multi-window burn rates.",
+        ["tasks", "slo"], [JOB, AGENT],
         [
             completed_1_h(),
             sla_compliance_1_h(),
@@ -188,7 +190,7 @@ def sla_compliance_over_time() -> Panel:
 
 
 def slo_burn_rates() -> Panel:
-    return (
+    panel = (
         timeseries(
             "SLO burn rates",
             "Error-budget burn rate (share of tasks over 1800 s / 1 %) per window. The "
@@ -197,15 +199,11 @@ def slo_burn_rates() -> Panel:
             "none",
             steps("green", *zip(reversed(TASK_SLO_BURN_RATES), ("yellow", "orange", "red"))))
         .min(0)
-        .with_target(query(f"job:agent_task_sla_errors:ratio_rate5m{{{JOBS}}} / {ERROR_BUDGET}", "5m"))
-        .with_target(query(
-            f"job:agent_task_sla_errors:ratio_rate30m{{{JOBS}}} / {ERROR_BUDGET}",
-            "30m"))
-        .with_target(query(f"job:agent_task_sla_errors:ratio_rate1h{{{JOBS}}} / {ERROR_BUDGET}", "1h"))
-        .with_target(query(f"job:agent_task_sla_errors:ratio_rate2h{{{JOBS}}} / {ERROR_BUDGET}", "2h"))
-        .with_target(query(f"job:agent_task_sla_errors:ratio_rate6h{{{JOBS}}} / {ERROR_BUDGET}", "6h"))
-        .with_target(query(f"job:agent_task_sla_errors:ratio_rate1d{{{JOBS}}} / {ERROR_BUDGET}", "1d"))
     )
+    for window in ("5m", "30m", "1h", "2h", "6h", "1d"):  # the windows the burn-rate alerts pair
+        panel = panel.with_target(query(
+            f"job:agent_task_sla_errors:ratio_rate{window}{{{JOBS}}} / {ERROR_BUDGET}", window))
+    return panel
 
 
 def error_ratio_per_agent_15_min_top_10() -> Panel:
@@ -247,7 +245,8 @@ def anomaly_z_scores() -> Panel:
             "shifted back 10 minutes.",
             "none",
             steps("red", (-TASK_ANOMALY_ZSCORE, "green"), (TASK_ANOMALY_ZSCORE, "red")))
-        .thresholds_style(sdk_common.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.LINE_AND_AREA))
+        .thresholds_style(sdk_common.GraphThresholdsStyleConfig()
+                          .mode(common.GraphThresholdsStyleMode.LINE_AND_AREA))
         .with_target(query(f"job:agent_tasks_completed:rate5m_zscore{{{JOBS}}}", "throughput"))
         .with_target(query(
             f"job:agent_task_duration_seconds:mean5m_zscore{{{JOBS}}}",

@@ -43,8 +43,10 @@ PROJECTS = selector(JOB, INSTANCE, PROJECT)
 
 def build() -> Dashboard:
     return dashboard(
-        UID, TITLE, "Training projects: loss and WER over time and over steps, trend, plateau and staleness, with training alerts as annotations.",
-        ['training'], [JOB, INSTANCE, PROJECT],
+        UID, TITLE,
+        "Training projects: loss and WER over time and over steps, trend, plateau and "
+        "staleness, with training alerts as annotations.",
+        ["training"], [JOB, INSTANCE, PROJECT],
         [
             projects().height(7),
             loss_over_time(),

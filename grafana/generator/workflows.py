@@ -31,7 +31,7 @@ STEPS = selector(JOB, WORKFLOW)
 def build() -> Dashboard:
     return dashboard(
         UID, TITLE, "Workflow steps (seed 000 workflow orchestrator): how long each step takes.",
-        ['workflows'], [JOB, WORKFLOW],
+        ["workflows"], [JOB, WORKFLOW],
         [
             steps_finished_10_min().span(6),
             slowest_step_mean().span(6),
