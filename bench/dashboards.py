@@ -40,20 +40,11 @@ from typing import Any
 import requests
 import yaml
 
-from .common import (
-    REPO,
-    RESULTS,
-    Proc,
-    Result,
-    Target,
-    free_port,
-    median,
-    start_exporter,
-    start_redis,
-    wait_until,
-)
+from tests.support.dashboards import DASHBOARDS, label_values, load, panels, query_variables
+from tests.support.dashboards import expand as expand_all
 
-DASHBOARDS = REPO / "grafana" / "dashboards"
+from .common import REPO, RESULTS, Proc, Result, Target, free_port, median, start_exporter, start_redis, wait_until
+
 RULES = REPO / "prometheus" / "rules"
 DAY = 86400
 TIERS = ((DAY, 60), (7 * DAY, 300), (90 * DAY, 3600))  # (age up to, sample interval), newest first
@@ -65,8 +56,6 @@ LOAD_LIMIT = 2.0
 USABLE_LIMIT = 10.0  # the 90 d view: what this benchmark calls usable
 TEMPLATE_SECONDS = 60
 DATA_VERSION = 1  # bump when the way the data is made changes: the cache is rebuilt
-VARIABLE_REF = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
-LABEL_VALUES = re.compile(r"^\s*label_values\((?:(.*),)?\s*(\w+)\s*\)\s*$", re.S)
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
@@ -80,36 +69,16 @@ class Query:
 
 # -- the dashboards -------------------------------------------------------------------------------
 
-def load_dashboards() -> dict[str, dict[str, Any]]:
-    return {str(p.relative_to(DASHBOARDS)): json.loads(p.read_text())
-            for p in sorted(DASHBOARDS.rglob("*.json"))}
-
-
-def panels(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every panel, with the children of (collapsed) rows."""
-    found = []
-    for panel in items:
-        found.append(panel)
-        found += panels(panel.get("panels", []))
-    return found
-
-
 def queries(dashboard: dict[str, Any]) -> list[Query]:
     """What Grafana sends on load: variable queries, panel targets, annotation queries."""
     found = []
-    for variable in dashboard.get("templating", {}).get("list", []):
-        if variable.get("type") != "query":
-            continue
-        text = variable["query"]
-        text = text["query"] if isinstance(text, dict) else text
-        match = LABEL_VALUES.match(text)
-        if match and match.group(1):
-            found.append(Query("series", match.group(1), f"${variable['name']}"))
-        elif match:
-            found.append(Query("labels", match.group(2), f"${variable['name']}"))
+    for variable in query_variables(dashboard):
+        selector, label = label_values(variable)
+        if selector:
+            found.append(Query("series", selector, f"${variable['name']}"))
         else:
-            found.append(Query("instant", text, f"${variable['name']}"))
-    for panel in panels(dashboard.get("panels", [])):
+            found.append(Query("labels", label, f"${variable['name']}"))
+    for panel in panels(dashboard):
         for target in panel.get("targets", []):
             if not target.get("expr") or target.get("hide"):
                 continue
@@ -137,13 +106,10 @@ def resolution(window: int) -> int:
 def expand(expr: str, dashboard: dict[str, Any], window: int, step: int) -> str:
     """Grafana's variable expansion, "All" selected everywhere."""
     scrape = resolution(window)
-    values = {"__interval": f"{step}s", "__interval_ms": str(step * 1000),
-              "__rate_interval": f"{max(step + scrape, 4 * scrape)}s",
-              "__range": f"{window}s", "__range_s": str(window), "datasource": "prometheus"}
-    for variable in dashboard.get("templating", {}).get("list", []):
-        if variable.get("type") == "query":
-            values[variable["name"]] = variable.get("allValue") or ".*"
-    return VARIABLE_REF.sub(lambda m: values[next(g for g in m.groups() if g)], expr)
+    return expand_all(expr, dashboard, {
+        "__interval": f"{step}s", "__interval_ms": str(step * 1000),
+        "__rate_interval": f"{max(step + scrape, 4 * scrape)}s",
+        "__range": f"{window}s", "__range_s": str(window), "datasource": "prometheus"})
 
 
 # -- the data -------------------------------------------------------------------------------------
@@ -352,7 +318,7 @@ def measure(url: str, dashboard: dict[str, Any], end: int, window: int,
 
 def run(workdir: Path, quick: bool) -> Result:
     agents, runs = (40, 1) if quick else (200, 3)
-    dashboards = load_dashboards()
+    dashboards = load()
     result = Result("dashboards", f"Dashboard load against 90 days for {agents} agents, ms "
                                   f"(median of {runs} runs)",
                     ["dashboard", "range", "queries", f"load ({IN_FLIGHT} in flight)", "sum",

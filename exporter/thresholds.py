@@ -28,3 +28,21 @@ GPU_TEMPERATURE_CRITICAL_CELSIUS = 90.0  # gpu_temperature_critical
 GPU_MEMORY_EXHAUSTION_RATIO = 0.95  # memory_exhaustion
 GPU_MEMORY_LEAK_BYTES = 1000 * 1024 * 1024  # memory_leak_detection: > 1000 MB in 5 minutes
 GPU_LOW_UTILIZATION_RATIO = 0.30  # low_utilization while a project is training
+
+# The bundle's own alert thresholds, which no seed gives: the alert rules state them and the
+# dashboards mark them on the panels that show the alerted series.
+TASK_SLO_RATIO = 0.99  # task SLO: 99 % of tasks within TASK_SLA_SECONDS (error budget 1 %)
+TASK_SLO_BURN_RATES = (14.4, 6.0, 3.0)  # burn-rate alerts: fast (1 h), medium (6 h), slow (1 d)
+TASK_ANOMALY_ZSCORE = 3.0  # TaskThroughputAnomaly, TaskDurationAnomaly: |z| beyond this
+AGENT_ERROR_RATIO_HIGH = 0.25  # AgentErrorRateHigh: an agent fails more than 25 % of its tasks
+AGENT_NOT_SEEN_SECONDS = 300  # AgentNotSeen: no status event for 5 minutes
+SWARM_AVAILABILITY_MIN_RATIO = 0.80  # SwarmAvailabilityLow
+TRAINING_STALLED_SECONDS = 900  # TrainingStalled: no progress event for 15 minutes
+RAG_LATENCY_P95_SECONDS = 2.5  # RagLatencyHigh
+RAG_SUCCESS_MIN_RATIO = 0.90  # RagSuccessRatioLow
+RAG_CACHE_HIT_MIN_RATIO = 0.20  # RagCacheHitRatioLow
+RAG_LOW_CONFIDENCE_MAX_RATIO = 0.30  # RagLowConfidenceHigh: answers with confidence <= 0.5
+HOST_CPU_UTILIZATION_HIGH_RATIO = 0.90  # HostCpuUtilizationHigh
+HOST_MEMORY_UTILIZATION_HIGH_RATIO = 0.90  # HostMemoryUtilizationHigh
+HOST_FILESYSTEM_AVAILABLE_LOW_RATIO = 0.40  # HostFilesystemFillingUp (with a filling trend)
+EXPORTER_INVALID_EVENTS_MAX_RATIO = 0.05  # ExporterEventsInvalid

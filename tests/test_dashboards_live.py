@@ -23,26 +23,22 @@ import yaml
 
 from exporter import contract
 from exporter.publisher import Publisher
+from tests.support.dashboards import expand, label_values, metric_names, panels, query_variables
+from tests.support.dashboards import load as load_dashboards
 from tests.support.metric_list import documented
 from tests.support.procs import REPO, Proc, free_port, require_binary, wait_until
-from tests.test_dashboards import (
-    RULES,
-    VARIABLE_REF,
-    label_values,
-    load_dashboards,
-    metric_names,
-    panels,
-    query_variables,
-    variable_query,
-)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+RULES = REPO / "prometheus" / "rules"
 
 SCRAPE_SECONDS = 1
 STEP_SECONDS = 2  # the query_range step, Grafana's $__interval
 # Grafana: $__rate_interval = max($__interval + scrape interval, 4 × scrape interval).
 RATE_INTERVAL = f"{max(STEP_SECONDS + SCRAPE_SECONDS, 4 * SCRAPE_SECONDS)}s"
 WINDOW_SECONDS = 60  # the dashboard time range the queries cover
+GRAFANA = {"__rate_interval": RATE_INTERVAL, "__interval": f"{STEP_SECONDS}s",
+           "__range": f"{WINDOW_SECONDS}s"}
 DATA_TIMEOUT = 75  # for every query to return data once Prometheus scrapes the exporter
 
 # Panels a fresh stack cannot fill, (dashboard uid, panel title) → why. Their queries must parse.
@@ -192,14 +188,6 @@ def has_data(response: dict[str, Any]) -> bool:
     return any(not math.isnan(float(v)) for v in values)
 
 
-def expand(expr: str, dashboard: dict[str, Any]) -> str:
-    """Grafana's variable expansion with "All" selected in every filter."""
-    values = {"__rate_interval": RATE_INTERVAL, "__interval": f"{STEP_SECONDS}s",
-              "__range": f"{WINDOW_SECONDS}s"}
-    values |= {v["name"]: v["allValue"] for v in query_variables(dashboard)}
-    return VARIABLE_REF.sub(lambda m: values[next(part for part in m.groups() if part)], expr)
-
-
 class Checker:
     """Runs queries the way a dashboard would and says what is wrong with each."""
 
@@ -242,15 +230,17 @@ def dashboard_queries() -> list[tuple[str, str, str, bool, str | None]]:
             reason = MAY_BE_EMPTY.get((uid, panel["title"]))
             for target in panel["targets"]:
                 queries.append((uid, f"{panel['title']} [{target['refId']}]",
-                                expand(target["expr"], dashboard),
+                                expand(target["expr"], dashboard, GRAFANA),
                                 target.get("instant", False), reason))
         for variable in query_variables(dashboard):
-            selector, label = label_values(variable_query(variable))
+            selector, label = label_values(variable)
             queries.append((uid, f"variable {variable['name']}",
-                            expand(f"count by ({label}) ({selector})", dashboard), False, None))
+                            expand(f"count by ({label}) ({selector})", dashboard, GRAFANA), False,
+                            None))
         for annotation in dashboard["annotations"]["list"]:
             queries.append((uid, f"annotation {annotation['name']}",
-                            expand(annotation["expr"], dashboard), False, ANNOTATIONS_MAY_BE_EMPTY))
+                            expand(annotation["expr"], dashboard, GRAFANA), False,
+                            ANNOTATIONS_MAY_BE_EMPTY))
     return queries
 
 
