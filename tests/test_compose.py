@@ -227,6 +227,7 @@ def test_init_secrets_fills_the_volume_the_others_read(services: dict[str, dict[
     # Each generated secret belongs to the users of the services that read it.
     owners = dict(pair.split("=") for pair in init["environment"]["SECRET_OWNERS"].split())
     user = re.search(r"^USER\s+(\d+)", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    assert user, "the Dockerfile names its user by uid"
     exporter_uid = int(user.group(1))
     assert owners["bridge_token"] == f"{exporter_uid}:{IMAGE_UIDS['prom/alertmanager']}"
     assert owners["grafana_admin_password"].split(":")[0] == str(IMAGE_UIDS["grafana/grafana"])
@@ -378,7 +379,9 @@ def test_compose_stack_comes_up_with_dashboards(tmp_path: Path) -> None:
         wait_until(states, timeout=300, interval=2, message="every compose service healthy")
         log = subprocess.run([*command, "logs", "--no-color", "init-secrets"], cwd=clone, env=env,
                              check=True, capture_output=True, text=True, timeout=60).stdout
-        password = re.search(r"has the password (\S+) \(shown this once\)", log).group(1)
+        printed = re.search(r"has the password (\S+) \(shown this once\)", log)
+        assert printed, log
+        password = printed.group(1)
         grafana = f"http://127.0.0.1:{ports['GRAFANA_PORT']}"
         assert requests.get(grafana + "/api/search", timeout=5).status_code == 401
         wanted = {json.loads(f.read_text())["title"]
