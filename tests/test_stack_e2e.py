@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
 import signal
 import socket
 import sys
@@ -22,17 +21,22 @@ import redis
 import requests
 import yaml
 
-from tests.support.procs import REPO, Proc, free_port, parse_samples, require_binary, value, wait_until
+from tests.support.procs import (
+    REPO,
+    Proc,
+    alertmanager_binary,
+    free_port,
+    parse_samples,
+    require_binary,
+    value,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ALERT = "TrainingLossDiverging"
 BRIDGE_URL = "http://exporter:9842/alertmanager"  # the compose service the webhook names
 SECRETS_DIR = "/etc/alertmanager/secrets/"
-
-
-def alertmanager_binary() -> str:
-    return shutil.which("alertmanager") or require_binary("prometheus-alertmanager")
 
 
 def prometheus_config(exporter: str, prometheus: str, alertmanager: str) -> dict[str, Any]:
