@@ -37,7 +37,7 @@ SECRETS_VOLUME = "secrets"
 GENERATED = {"bridge_token", "grafana_admin_password"}  # what scripts/init-secrets makes
 # What a fresh clone lacks: the user's files, git-ignored.
 UNTRACKED = shutil.ignore_patterns(".git", ".venv", ".env", ".state", "__pycache__", "*.egg-info",
-                                   ".pytest_cache", ".hypothesis", "bench")
+                                   ".*_cache", ".hypothesis", "bench")
 VARIABLE = re.compile(r"\$\{(\w+)(:?[-?])?([^}]*)\}")
 
 
