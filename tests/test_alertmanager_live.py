@@ -7,7 +7,6 @@ shipped ones. Slack goes to a test-side HTTP sink; SMTP to a closed port (its re
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,8 +23,8 @@ from tests.support.procs import (
     Exporter,
     Proc,
     RedisServer,
+    alertmanager_binary,
     free_port,
-    require_binary,
     value,
     wait_until,
 )
@@ -84,7 +83,7 @@ class Stack:
     """Redis, the exporter (bridge token required) and Alertmanager, on loopback ports."""
 
     def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("alertmanager") or require_binary("prometheus-alertmanager")
+        binary = alertmanager_binary()
         self.redis = RedisServer(workdir / "redis").start()
         (workdir / "token_for_exporter").write_text(TOKEN)
         self.exporter = Exporter(workdir, self.redis.url, config=(

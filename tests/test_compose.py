@@ -1,8 +1,10 @@
 """docker-compose.yml checked offline: the compose schema (Debian's docker-compose validates
-against the compose-spec schema it ships), and the things a schema cannot see: pinned images,
-host paths that exist, Prometheus targets and Alertmanager webhooks that name compose services
-and ports, mounts that hold the files the configs refer to, healthchecks with tools the images
-have, loopback-only ports. With a reachable Docker engine the stack is also brought up.
+against the compose-spec schema it ships) on a fresh copy of the repo with no .env and no
+secrets, and the things a schema cannot see: pinned images, host paths that exist, Prometheus
+targets and Alertmanager webhooks that name compose services and ports, mounts that hold the
+files the configs refer to, secrets that the init-secrets service makes for the users that read
+them, healthchecks with tools the images have, loopback-only ports. With a reachable Docker
+engine the stack is also brought up.
 """
 from __future__ import annotations
 
@@ -23,12 +25,19 @@ import yaml
 from tests.support.procs import REPO, free_port, wait_until
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
-SERVICES = {"redis", "exporter", "prometheus", "alertmanager", "grafana", "demo"}
+SERVICES = {"init-secrets", "redis", "exporter", "prometheus", "alertmanager", "grafana", "demo"}
+ONE_SHOT = {"init-secrets", "demo"}  # no HTTP to check: the image's /healthz check is disabled
 OWN_IMAGE = "agent-exporter"
 # What each image's healthcheck may call: tools those images really ship.
 HEALTHCHECK_TOOLS = {"redis": "redis-cli", "prom/prometheus": "wget", "prom/alertmanager": "wget",
                      "grafana/grafana": "curl", OWN_IMAGE: "python"}
-REQUIRED = {"GRAFANA_ADMIN_PASSWORD": "test-password"}  # ${VAR:?} values for `config`
+# The users the images run as, who must be able to read their secrets.
+IMAGE_UIDS = {"prom/alertmanager": 65534, "grafana/grafana": 472}
+SECRETS_VOLUME = "secrets"
+GENERATED = {"bridge_token", "grafana_admin_password"}  # what scripts/init-secrets makes
+# What a fresh clone lacks: the user's files, git-ignored.
+UNTRACKED = shutil.ignore_patterns(".git", ".venv", ".env", ".state", "__pycache__", "*.egg-info",
+                                   ".*_cache", ".hypothesis", "bench")
 VARIABLE = re.compile(r"\$\{(\w+)(:?[-?])?([^}]*)\}")
 
 
@@ -91,21 +100,32 @@ def compose_cli() -> list[str] | None:
     return None
 
 
+def fresh_copy(destination: Path) -> Path:
+    """The repo as a fresh clone has it: no .env, no secrets but the *.example files."""
+    shutil.copytree(REPO, destination, ignore=UNTRACKED)
+    for secret in (destination / "alertmanager" / "secrets").iterdir():
+        if secret.suffix != ".example":
+            secret.unlink()
+    return destination
+
+
 @pytest.mark.integration
-def test_compose_file_passes_compose_config() -> None:
+def test_a_fresh_clone_passes_compose_config(tmp_path: Path) -> None:
     cli = compose_cli()
     if cli is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed "
                     "(Debian: apt-get install docker-compose)")
-    env = {**os.environ, **REQUIRED}
+    clone = fresh_copy(tmp_path / "clone")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GRAFANA_", "COMPOSE_")) and not k.endswith("_PORT")}
     for profile in ([], ["--profile", "demo"]):
-        done = subprocess.run([*cli, "-f", str(COMPOSE_FILE), *profile, "config", "-q"], cwd=REPO,
-                              env=env, capture_output=True, text=True, timeout=60)
+        done = subprocess.run([*cli, *profile, "config"], cwd=clone, env=env, check=False,
+                              capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-    missing = subprocess.run([*cli, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=REPO,
-                             env={k: v for k, v in env.items() if k not in REQUIRED},
-                             capture_output=True, text=True, timeout=60)
-    assert missing.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in missing.stderr
+        rendered = yaml.safe_load(done.stdout)
+        assert "GF_SECURITY_ADMIN_PASSWORD" not in rendered["services"]["grafana"]["environment"]
+        assert rendered["services"]["init-secrets"]["environment"]["GRAFANA_ADMIN_PASSWORD"] in (
+            "", None)
 
 
 def test_the_services_and_their_images_are_pinned(services: dict[str, dict[str, Any]]) -> None:
@@ -143,8 +163,8 @@ def test_published_ports_are_loopback_by_default(services: dict[str, dict[str, A
 def test_healthchecks_use_tools_the_images_have(services: dict[str, dict[str, Any]]) -> None:
     for name, service in services.items():
         check = service["healthcheck"]
-        if name == "demo":  # the image's /healthz check does not apply: the demo serves no HTTP
-            assert check == {"disable": True}
+        if name in ONE_SHOT:
+            assert check == {"disable": True}, name
             continue
         assert check["test"][0] == "CMD", name
         assert check["test"][1] == HEALTHCHECK_TOOLS[image_family(service)], name
@@ -154,16 +174,64 @@ def test_healthchecks_use_tools_the_images_have(services: dict[str, dict[str, An
     assert re.search(r"^EXPOSE\s+9842\b", dockerfile, re.M)
 
 
-def test_startup_order_waits_for_health(services: dict[str, dict[str, Any]]) -> None:
-    expected = {"exporter": {"redis"}, "alertmanager": {"exporter"},
-                "prometheus": {"exporter", "alertmanager"}, "grafana": {"prometheus"},
+def test_startup_order_waits_for_health_and_secrets(services: dict[str, dict[str, Any]]) -> None:
+    expected = {"exporter": {"init-secrets", "redis"}, "alertmanager": {"init-secrets", "exporter"},
+                "prometheus": {"exporter", "alertmanager"}, "grafana": {"init-secrets", "prometheus"},
                 "demo": {"redis", "exporter"}}
     for name, needs in expected.items():
         depends = services[name]["depends_on"]
         assert set(depends) == needs, name
         for other, how in depends.items():
+            if other == "init-secrets":
+                assert how == {"condition": "service_completed_successfully"}, name
+                continue
             assert how == {"condition": "service_healthy"}, (name, other)
             assert "test" in services[other]["healthcheck"], other
+    readers = {name for name, service in services.items()
+               if any(source == SECRETS_VOLUME for source, _ in mounts(service))}
+    assert readers == {"init-secrets", "exporter", "alertmanager", "grafana"}
+    assert {name for name in readers if "init-secrets" in services[name].get("depends_on", {})} \
+        == readers - {"init-secrets"}
+
+
+def secrets_mount(service: dict[str, Any]) -> tuple[str, str]:
+    """(container path, mode) of the service's mount of the secrets volume."""
+    found = [resolve(v).split(":") for v in service["volumes"]
+             if resolve(v).split(":")[0] == SECRETS_VOLUME]
+    assert len(found) == 1, service["volumes"]
+    return found[0][1], (found[0][2] if len(found[0]) > 2 else "rw")
+
+
+def secret_name(service: dict[str, Any], container_path: str) -> str:
+    """The file of the secrets volume at `container_path`; fails when it is not in that volume."""
+    target, _ = secrets_mount(service)
+    path = PurePosixPath(container_path)
+    assert path.parent == PurePosixPath(target), f"{container_path} is not in the secrets volume"
+    return path.name
+
+
+def test_init_secrets_fills_the_volume_the_others_read(services: dict[str, dict[str, Any]]) -> None:
+    init = services["init-secrets"]
+    assert image_family(init) == OWN_IMAGE and init["restart"] == "no"
+    assert init["user"] == "0:0"  # to give each file to its reader; nothing else runs as root
+    assert init["read_only"] is True and init["cap_drop"] == ["ALL"]
+    assert set(init["cap_add"]) <= {"CHOWN", "DAC_OVERRIDE"}
+    script, target = init["command"][-2:]
+    assert host_path(init, script) == REPO / "scripts" / "init-secrets"
+    assert target == secrets_mount(init)[0] and secrets_mount(init)[1] == "rw"
+    provided = host_path(init, init["environment"]["PROVIDED_DIR"])
+    assert provided == REPO / "alertmanager" / "secrets"
+    for name in ("exporter", "alertmanager", "grafana"):
+        assert secrets_mount(services[name])[1] == "ro", name
+
+    # Each generated secret belongs to the users of the services that read it.
+    owners = dict(pair.split("=") for pair in init["environment"]["SECRET_OWNERS"].split())
+    user = re.search(r"^USER\s+(\d+)", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    assert user, "the Dockerfile names its user by uid"
+    exporter_uid = int(user.group(1))
+    assert owners["bridge_token"] == f"{exporter_uid}:{IMAGE_UIDS['prom/alertmanager']}"
+    assert owners["grafana_admin_password"].split(":")[0] == str(IMAGE_UIDS["grafana/grafana"])
+    assert owners["*"].split(":")[0] == str(IMAGE_UIDS["prom/alertmanager"])  # Slack, SMTP, ...
 
 
 def test_prometheus_targets_are_compose_services(services: dict[str, dict[str, Any]]) -> None:
@@ -201,8 +269,8 @@ def test_alertmanager_config_files_and_webhook_resolve(services: dict[str, dict[
     for pattern in config.get("templates", []):
         assert glob.glob(str(host_path(alertmanager, str(config_path.parent / pattern)))), pattern
     for secret in re.findall(r"_file:\s*\"?(/[^\s\"]+)", text):
-        source = host_path(alertmanager, secret)  # the file is the user's; its example is ours
-        assert source.parent.is_dir() and Path(f"{source}.example").is_file(), secret
+        name = secret_name(alertmanager, secret)  # the user's file, or one made on first start
+        assert name in GENERATED or (REPO / "alertmanager" / "secrets" / f"{name}.example").is_file()
     hooks = [hook["url"] for receiver in config["receivers"]
              for hook in receiver.get("webhook_configs", [])]
     bridge = [url for url in hooks if url.endswith("/alertmanager")]
@@ -212,20 +280,23 @@ def test_alertmanager_config_files_and_webhook_resolve(services: dict[str, dict[
         assert host == "exporter" and int(port) in container_ports(services["exporter"]), url
     # The exporter's mounted config names the same token file that Alertmanager sends.
     exporter = services["exporter"]
-    exporter_token = [t for s, t in mounts(exporter) if s == "./alertmanager/secrets"]
     command = exporter["command"]
     config_in_container = command[command.index("--config") + 1]
     config_on_host = next(s for s, t in mounts(exporter) if t == config_in_container)
     exporter_config = yaml.safe_load((REPO / config_on_host).read_text())
-    assert exporter_token
-    assert exporter_config["alert_bridge"]["token_file"] == f"{exporter_token[0]}/bridge_token"
+    token = exporter_config["alert_bridge"]["token_file"]
+    assert secret_name(exporter, token) == "bridge_token"
+    sent = config["receivers"][[r["name"] for r in config["receivers"]].index("redis-bridge")]
+    credentials = sent["webhook_configs"][0]["http_config"]["authorization"]["credentials_file"]
+    assert secret_name(alertmanager, credentials) == "bridge_token"
 
 
 def test_grafana_provisioning_matches_the_mounts(services: dict[str, dict[str, Any]]) -> None:
     grafana = services["grafana"]
     env = grafana["environment"]
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
-    assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env  # the image refuses it beside the __FILE one
+    assert secret_name(grafana, env["GF_SECURITY_ADMIN_PASSWORD__FILE"]) == "grafana_admin_password"
     assert ("./grafana/provisioning", "/etc/grafana/provisioning") in mounts(grafana)
     assert ("./grafana/dashboards", "/var/lib/grafana/dashboards") in mounts(grafana)
     home = host_path(grafana, env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
@@ -269,9 +340,10 @@ def test_image_context_holds_the_package_only() -> None:
 
 
 @pytest.mark.integration
-def test_compose_stack_comes_up_with_dashboards() -> None:
-    """Needs a Docker engine: builds the image, waits for every service to be healthy, asks
-    Grafana (with the admin password; anonymous access refused) for the provisioned dashboards."""
+def test_compose_stack_comes_up_with_dashboards(tmp_path: Path) -> None:
+    """Needs a Docker engine: on a fresh copy of the repo (no .env, no secrets), builds the
+    image, waits for every service to be healthy, reads the generated Grafana password from the
+    init-secrets log and asks Grafana (anonymous access refused) for the provisioned dashboards."""
     try:
         import docker
 
@@ -283,20 +355,15 @@ def test_compose_stack_comes_up_with_dashboards() -> None:
     if cli is None:
         pytest.skip("a Docker engine but no compose CLI (docker compose / docker-compose)")
 
+    clone = fresh_copy(tmp_path / "clone")
     project = f"agentexporter{secrets.token_hex(3)}"
-    password = secrets.token_urlsafe(12)
     ports = {name: str(free_port()) for name in ("REDIS_PORT", "EXPORTER_PORT", "PROMETHEUS_PORT",
                                                  "ALERTMANAGER_PORT", "GRAFANA_PORT")}
-    env = {**os.environ, **ports, "COMPOSE_PROJECT_NAME": project,
-           "GRAFANA_ADMIN_PASSWORD": password}
-    token = REPO / "alertmanager" / "secrets" / "bridge_token"
-    created = not token.exists()
-    if created:
-        token.write_text(secrets.token_hex(32) + "\n")
-        token.chmod(0o644)  # read by the containers' non-root users
-    command = [*cli, "-f", str(COMPOSE_FILE), "--profile", "demo"]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAFANA_")}, **ports,
+           "COMPOSE_PROJECT_NAME": project}
+    command = [*cli, "--profile", "demo"]
     try:
-        subprocess.run([*command, "up", "-d", "--build"], cwd=REPO, env=env, check=True,
+        subprocess.run([*command, "up", "-d", "--build"], cwd=clone, env=env, check=True,
                        timeout=900)
 
         def states() -> dict[str, str] | None:
@@ -305,10 +372,16 @@ def test_compose_stack_comes_up_with_dashboards() -> None:
             found = {c.labels["com.docker.compose.service"]:
                      (c.attrs["State"].get("Health") or {}).get("Status", c.status)
                      for c in containers}
-            healthy = all(found.get(s) == "healthy" for s in SERVICES - {"demo"})
-            return found if healthy and found.get("demo") == "running" else None
+            healthy = all(found.get(s) == "healthy" for s in SERVICES - ONE_SHOT)
+            done = found.get("init-secrets") == "exited"
+            return found if healthy and done and found.get("demo") == "running" else None
 
         wait_until(states, timeout=300, interval=2, message="every compose service healthy")
+        log = subprocess.run([*command, "logs", "--no-color", "init-secrets"], cwd=clone, env=env,
+                             check=True, capture_output=True, text=True, timeout=60).stdout
+        printed = re.search(r"has the password (\S+) \(shown this once\)", log)
+        assert printed, log
+        password = printed.group(1)
         grafana = f"http://127.0.0.1:{ports['GRAFANA_PORT']}"
         assert requests.get(grafana + "/api/search", timeout=5).status_code == 401
         wanted = {json.loads(f.read_text())["title"]
@@ -322,7 +395,5 @@ def test_compose_stack_comes_up_with_dashboards() -> None:
 
         wait_until(listed, timeout=60, message="Grafana to list the provisioned dashboards")
     finally:
-        subprocess.run([*command, "down", "-v", "--remove-orphans"], cwd=REPO, env=env,
-                       timeout=300)
-        if created:
-            token.unlink()
+        subprocess.run([*command, "down", "-v", "--remove-orphans"], cwd=clone, env=env,
+                       check=False, timeout=300)

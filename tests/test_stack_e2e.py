@@ -7,8 +7,8 @@ it there for minutes: TrainingLossDiverging (for: 2m) is the quickest demo alert
 """
 from __future__ import annotations
 
+import re
 import secrets
-import shutil
 import signal
 import socket
 import sys
@@ -21,17 +21,22 @@ import redis
 import requests
 import yaml
 
-from tests.support.procs import REPO, Proc, free_port, parse_samples, require_binary, value, wait_until
+from tests.support.procs import (
+    REPO,
+    Proc,
+    alertmanager_binary,
+    free_port,
+    parse_samples,
+    require_binary,
+    value,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ALERT = "TrainingLossDiverging"
 BRIDGE_URL = "http://exporter:9842/alertmanager"  # the compose service the webhook names
 SECRETS_DIR = "/etc/alertmanager/secrets/"
-
-
-def alertmanager_binary() -> str:
-    return shutil.which("alertmanager") or require_binary("prometheus-alertmanager")
 
 
 def prometheus_config(exporter: str, prometheus: str, alertmanager: str) -> dict[str, Any]:
@@ -194,6 +199,14 @@ def test_stack_script_runs_and_stops_everything(tmp_path: Path) -> None:
         assert "training_loss{" in metrics  # the demo's traffic
         config = get_json(f"http://127.0.0.1:{ports['alertmanager']}/api/v2/status")["config"]
         assert f"http://127.0.0.1:{ports['exporter']}/alertmanager" in config["original"]
+        # No secret step: the first start made the bridge token both sides use.
+        token_file = tmp_path / "state" / "secrets" / "bridge_token"
+        assert f"credentials_file: {token_file}" in config["original"]
+        bridge = f"http://127.0.0.1:{ports['exporter']}/alertmanager"
+        assert requests.post(bridge, json={"alerts": []}, timeout=5).status_code == 401
+        assert requests.post(bridge, json={"alerts": []}, timeout=5, headers={
+            "Authorization": f"Bearer {token_file.read_text()}"}).status_code == 200
+        assert len(re.findall(r"Grafana's admin user admin has the password", stack.log())) == 1
         assert rules_with_errors(prom_url) == []
     finally:
         stack.signal(signal.SIGTERM)

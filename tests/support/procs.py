@@ -45,6 +45,12 @@ def require_binary(name: str) -> str:
     pytest.skip(message)
 
 
+def alertmanager_binary() -> str:
+    """Alertmanager by its upstream name or Debian's (prometheus-alertmanager)."""
+    _check_allowed("alertmanager")
+    return shutil.which("alertmanager") or require_binary("prometheus-alertmanager")
+
+
 def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
                message: str = "condition") -> Any:
     """Poll `condition` until it returns something truthy; fail with `message` at the deadline.
