@@ -92,6 +92,14 @@ def _not_negative(value: float, key: str, origin: str) -> float:
     return value
 
 
+def _web_config_file(value: str, key: str, origin: str) -> str:
+    """Checked now, whole, so a bad web config stops start-up naming the key inside it."""
+    from .web_config import load as load_web_config
+
+    load_web_config(value)
+    return value
+
+
 # key: (type, default, extra check, help)
 SCALARS: dict[str, tuple[type | tuple[type, ...], Any, Callable | None, str]] = {
     "redis_url": (str, "redis://localhost:6379/0", _redis_url, "Redis to read events and state from"),
@@ -108,6 +116,8 @@ SCALARS: dict[str, tuple[type | tuple[type, ...], Any, Callable | None, str]] = 
     "max_generic_metrics": (int, 1000, _positive, "distinct metric names from events:metrics"),
     "collector_timeout_seconds": ((int, float), 3.0, _positive,
                                   "per-collector deadline on each scrape"),
+    "web_config_file": (str, None, _web_config_file,
+                        "TLS, basic auth and headers for every endpoint (exporter-toolkit format)"),
 }
 
 
