@@ -111,12 +111,13 @@ class Proc:
 class RedisServer:
     """A real redis-server on a free loopback port with its data in `workdir`."""
 
-    def __init__(self, workdir: Path, extra: Sequence[str] = (), port: int | None = None) -> None:
+    def __init__(self, workdir: Path, extra: Sequence[str] = (), port: int | None = None,
+                 password: str | None = None) -> None:
         self.binary = require_binary("redis-server")
         self.workdir = workdir
-        self.extra = list(extra)
+        self.extra = list(extra) + (["--requirepass", password] if password else [])
         self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
         self.proc: Proc | None = None
 
     def start(self) -> "RedisServer":
