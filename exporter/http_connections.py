@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 64
 RECV_BYTES = 16384
-WRITE_CHUNK = 65536
+WRITE_CHUNK = 1 << 20  # per send call; the deadline is checked between them
+SMALL_BODY = 65536  # sent in one write with the head (two small writes meet Nagle's delay)
 LINGER_SECONDS = 1.0  # after an error, read (and drop) what the client still sends, so the
 LINGER_BYTES = 262144  # answer is not lost to a TCP reset, but only this long and this much
 OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -335,11 +336,17 @@ class Connection:
         response = h11.Response(status_code=status, reason=http.HTTPStatus(status).phrase,
                                 headers=[*headers, ("Content-Length", str(len(body)))])
         deadline = time.monotonic() + self.limits.write_seconds
-        self._send(self.h11.send(response), deadline)
+        head = self.h11.send(response) or b""
         if self.h11.our_state is h11.SEND_BODY and not self.head_request:
-            for part in self.h11.send_with_data_passthrough(h11.Data(data=body)) or ():
+            parts = self.h11.send_with_data_passthrough(h11.Data(data=body)) or []
+            if len(body) <= SMALL_BODY:
+                parts, head = [], head + b"".join(parts)
+            self._send(head, deadline)
+            for part in parts:
                 self._send(part, deadline)
-        self._send(self.h11.send(h11.EndOfMessage()), deadline)
+        else:
+            self._send(head, deadline)
+        self._send(self.h11.send(h11.EndOfMessage()) or b"", deadline)
         self.enter(Phase.BUSY)
 
     def _body_done(self) -> bool:
@@ -427,13 +434,14 @@ class ConnectionServer(socketserver.TCPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         try:
-            pair = self.socket.accept()
+            sock, address = self.socket.accept()
         except OSError as exc:
             if exc.errno in OUT_OF_DESCRIPTORS:
                 self._out_of_descriptors(exc)
             raise
         self._accept_delay = 0.0
-        return pair
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # answers are whole writes
+        return sock, address
 
     def _out_of_descriptors(self, exc: OSError) -> None:
         """Free a descriptor by shedding a connection, and back off like Go's net/http."""
