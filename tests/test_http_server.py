@@ -405,3 +405,14 @@ def test_requests_run_concurrently(serve):
         assert done.wait(3)
     finally:
         slow.close()
+
+
+def test_a_flood_of_wrong_passwords_cannot_evict_a_scrapers_credentials(monkeypatch):
+    users = {"prometheus": bcrypt.hashpw(b"right", bcrypt.gensalt(4))}
+    auth = BasicAuth()
+    assert auth.check(users, basic("prometheus", "right"))
+    for n in range(300):
+        assert not auth.check(users, basic("prometheus", f"guess-{n}"))
+    monkeypatch.setattr(bcrypt, "checkpw", lambda *a: pytest.fail("bcrypt ran again"))
+    assert auth.check(users, basic("prometheus", "right"))
+    assert not auth.check(users, basic("prometheus", "guess-299"))
