@@ -18,7 +18,7 @@ from exporter.web_config import (
     go_duration,
     load,
 )
-from tests.support.procs import require_binary
+from tests.support.procs import REPO, require_binary
 from tests.support.tls import CertificateAuthority
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
@@ -211,3 +211,15 @@ def test_cipher_suite_table_matches_openssls_standard_names():
         standard[iana.strip()] = rest.split()[0]
     for go_name, openssl_name in CIPHER_SUITES.items():
         assert standard.get(go_name) == openssl_name, go_name
+
+
+def test_the_example_file_is_valid(tmp_path):
+    ca = CertificateAuthority(tmp_path)
+    issued = ca.server()
+    issued.cert.rename(tmp_path / "agent-exporter.crt")
+    issued.key.rename(tmp_path / "agent-exporter.key")
+    ca.cert.rename(tmp_path / "clients-ca.pem")
+    example = (REPO / "examples" / "web-config.yml").read_text()
+    config = load(write(tmp_path, example))
+    assert config.client_cert_required and set(config.users) == {"prometheus"}
+    assert ("X-Frame-Options", "deny") in config.headers
