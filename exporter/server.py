@@ -233,3 +233,4 @@ class Server:
             body = gzip.compress(body, compresslevel=1)
             headers.append(("Content-Encoding", "gzip"))
         exchange.respond(status, headers, body)
+        log.debug("%s %s %d", exchange.method, exchange.target, status)

@@ -104,6 +104,14 @@ def test_basic_auth_checks_bcrypt_and_caches_the_verdict(monkeypatch):
     assert not calls
 
 
+@pytest.mark.parametrize(("listen", "exposed"), [("127.0.0.1:0", False), ("localhost:0", False),
+                                                ("[::1]:0", False), ("0.0.0.0:0", True),
+                                                (":0", True), ("[::]:0", True)])
+def test_only_loopback_listeners_count_as_unexposed(serve, listen, exposed):
+    server, _ = serve(listen=listen)
+    assert server.exposed is exposed
+
+
 def test_token_bucket_allows_a_burst_then_one_per_interval():
     bucket = TokenBucket(RateLimit(interval=3600, burst=2))
     assert [bucket.take() for _ in range(3)] == [True, True, False]
