@@ -210,6 +210,8 @@ class Connection:
             self._refuse(refusal)
         except (_Closed, _Timeout, OSError):
             pass
+        except Exception:  # a bug here must not pass silently, nor keep the descriptor
+            log.exception("HTTP connection failed")
         finally:
             self.server.forget(self)
 
@@ -447,9 +449,10 @@ class ConnectionServer(socketserver.TCPServer):
         """Free a descriptor by shedding a connection, and back off like Go's net/http."""
         with self._lock:
             self._shed_one()
+        if not self._accept_delay:  # once per streak, not once per retry
+            log.warning("accept failed (%s); shedding connections and retrying with back-off "
+                        "up to 1 s", exc.strerror)
         self._accept_delay = min(1.0, max(0.005, self._accept_delay * 2))
-        log.warning("accept failed (%s); retrying in %.0f ms", exc.strerror,
-                    self._accept_delay * 1000)
         time.sleep(self._accept_delay)
 
     def process_request(self, request: Any, client_address: Any) -> None:
