@@ -406,6 +406,10 @@ def _canonical(names: frozenset[str]) -> set[str]:
 
 
 def _check_framing(request: h11.Request) -> None:
+    if request.http_version not in (b"1.0", b"1.1"):  # h11 reads "HTTP/2.0" as 1.1
+        raise Refused(505, "malformed", "only HTTP/1.0 and HTTP/1.1 are served")
+    if request.method == b"CONNECT":  # what follows it is no longer HTTP
+        raise Refused(405, "malformed", "CONNECT is not served")
     names = {name for name, _ in request.headers}
     if b"transfer-encoding" in names and (b"content-length" in names
                                           or request.http_version == b"1.0"):

@@ -243,6 +243,7 @@ def _tls(section: dict[str, Any], base: str) -> tuple[ssl.SSLContext, frozenset[
                                                          "client certificates")
         sans = frozenset(_strings(section["client_allowed_sans"], f"{key}.client_allowed_sans"))
     context.set_alpn_protocols(["http/1.1"])
+    context.options |= ssl.OP_NO_RENEGOTIATION  # a client could make the server redo handshakes
     return context, sans, files
 
 

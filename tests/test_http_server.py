@@ -204,6 +204,17 @@ def test_pipelined_requests_are_answered_in_order(serve):
     assert [r.status for r in reply.responses] == [200, 200, 200] and reply.closed
 
 
+@pytest.mark.parametrize(("data", "status"), [
+    (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+    (b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\nSSH-2.0-x\r\n", 405),
+    (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(40), 400),  # a TLS hello
+])
+def test_other_protocols_are_refused_and_closed(serve, data, status):
+    server, _ = serve()
+    reply = talk(port(server), data)
+    assert [r.status for r in reply.responses] == [status] and reply.closed
+
+
 def test_a_huge_request_head_is_431(serve):
     server, _ = serve()
     reply = talk(port(server), request("GET", "/healthz", {"X-Big": "a" * 70000}))
