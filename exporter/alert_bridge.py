@@ -12,7 +12,6 @@ out in one MULTI/EXEC, so a retry does not duplicate half of them.
 """
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import re
@@ -82,6 +81,14 @@ def parse_alert_bridge(value: Any, key: str, origin: str) -> BridgeSettings:
         except ValueError as exc:
             raise ConfigError(f"{key}.token_file", f"{path}: {exc}", origin) from None
     return BridgeSettings(**out)
+
+
+def unguarded_reason(listen: str) -> str:
+    """Why the bridge is off: on a non-loopback listener nothing would authenticate the alerts."""
+    return (f"alert bridge off: {listen} is not a loopback address and nothing authenticates "
+            "POST /alertmanager; set alert_bridge.token_file (or AGENT_EXPORTER_ALERT_BRIDGE_TOKEN),"
+            " or basic_auth_users or client_auth_type RequireAndVerifyClientCert in "
+            "--web.config.file")
 
 
 class PayloadError(ValueError):
@@ -192,30 +199,15 @@ class AlertBridge:
             "Alerts received from Alertmanager on POST /alertmanager and published to Redis.",
             ["severity", "status"], ttl=0)
 
-    def _token(self) -> str | None:
-        """The expected token; the file is read per request so a rotated secret needs no restart."""
+    def token(self) -> str | None:
+        """The expected bearer token; the file is read per request so a rotated secret needs no
+        restart. The server checks it (with the web config's auth) before reading a body."""
         if self.env_token:
             return self.env_token
         return read_token(self.token_file) if self.token_file else None
 
-    def _authorized(self, headers: Any) -> bool:
-        token = self._token()
-        if token is None:
-            return True
-        scheme, _, given = (headers.get("Authorization") or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                                  token.encode())
-
-    def handle(self, headers: Any, body: bytes) -> tuple[int, str, bytes]:
-        if not self.enabled:
-            return 404, TEXT, b"alert bridge disabled (alert_bridge.enabled: false)\n"
-        try:
-            if not self._authorized(headers):
-                return 401, TEXT, b"missing or wrong bearer token\n"
-        except (OSError, ValueError) as exc:
-            log.error("alert bridge: cannot read alert_bridge.token_file %s: %s",
-                      self.token_file, exc)
-            return 500, TEXT, b"alert bridge token file unreadable\n"
+    def handle(self, body: bytes) -> tuple[int, str, bytes]:
+        """Publish the alerts of an authenticated webhook body."""
         try:
             alerts = parse_payload(body)
         except PayloadError as exc:

@@ -20,20 +20,22 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.openmetrics import exposition as om_exposition
 
 from . import __version__, collectors
-from .alert_bridge import AlertBridge
+from .alert_bridge import AlertBridge, unguarded_reason
 from .collectors import CollectorSettings
 from .collectors.redis_state import RedisStateCollector
 from .config import Config, ConfigError
 from .dispatcher import Dispatcher
 from .domains import Context, create_domains
 from .domains.generic import GenericRecords
-from .redis_client import redacted
-from .server import Server
+from .http_connections import HttpStats
+from .redact import redact
+from .server import PostRoute, Server
 from .sources import RedisHealth, RedisSource
 from .sources.pubsub import PubSubSource
 from .sources.streams import StreamsSource
 from .store import Store
 from .validation import RESERVED_PREFIXES
+from .web_config import WebConfigFile
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,8 @@ class Exporter:
                                               self.dispatcher, self.health, self.store,
                                               config.streams, config.consumer))
         self.registry.register(ExporterStats(self.store, self.sources))
+        self.http_stats = HttpStats()
+        self.registry.register(self.http_stats)
         self.bridge = AlertBridge(config.alert_bridge, config.redis_url, self.store)
         self.server: Server | None = None
 
@@ -141,17 +145,38 @@ class Exporter:
         return "".join(parts).encode()
 
     def start(self) -> None:
-        host, _, port = self.config.listen.rpartition(":")
-        self.server = Server((host.strip("[]") or "0.0.0.0", int(port)), self.render, self.ready)
-        self.server.mount("/alertmanager", self.bridge.handle, self.bridge.max_body_bytes)
-        threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
+        web = WebConfigFile(self.config.web_config_file) if self.config.web_config_file else None
+        self.server = Server(self.config.listen, self.render, self.ready, self.http_stats, web)
+        self._mount_bridge()
+        self.server.start()
         for source in self.sources:
             thread = threading.Thread(target=source.run, args=(self.stop,), name=source.name,
                                       daemon=True)
             thread.start()
             self._threads.append(thread)
-        log.info("agent-exporter %s listening on %s, reading %s from %s", __version__,
-                 self.config.listen, self.config.source, redacted(self.config.redis_url))
+        log.info("agent-exporter %s listening on %s (%s), reading %s from %s", __version__,
+                 self.config.listen, "https" if web and web.current().tls else "http",
+                 self.config.source, redact(self.config.redis_url))
+
+    def _mount_bridge(self) -> None:
+        """POST /alertmanager; off (404 with the reason, logged now) where nothing would
+        authenticate it on a non-loopback listener."""
+        assert self.server is not None
+        bridge = self.bridge
+        reason = unguarded_reason(self.config.listen)
+        self.server.mount("/alertmanager", PostRoute(
+            handle=bridge.handle, max_body_bytes=bridge.max_body_bytes, token=bridge.token,
+            unguarded=reason,
+            disabled=None if bridge.enabled else "alert bridge disabled (alert_bridge.enabled: "
+                                                 "false)"))
+        web = self.server.web()
+        try:
+            has_token = bridge.token() is not None
+        except (OSError, ValueError):
+            has_token = True  # configured; unreadable now is answered per request
+        if (bridge.enabled and self.server.exposed and not has_token and not web.users
+                and not web.client_cert_required):
+            log.warning("%s", reason)
 
     def shutdown(self, drain_seconds: float = 8.0) -> None:
         """Stop reading; let each source apply and checkpoint what it read; stop serving."""
@@ -160,8 +185,7 @@ class Exporter:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.close()
 
     def reload(self) -> None:
         """SIGHUP: re-read the file; apply new generic mappings and key checks, or keep the old
@@ -195,7 +219,12 @@ class Exporter:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload())
-        self.start()
+        try:
+            self.start()
+        except OSError as exc:
+            log.error("cannot listen on %s: %s", self.config.listen, exc.strerror or exc)
+            self.shutdown()
+            return 1
         self.stop.wait()
         log.info("shutting down")
         self.shutdown()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -14,10 +15,13 @@ from typing import Any
 import orjson
 
 from . import __version__
+from .alert_bridge import TOKEN_ENV
 from .collectors import COLLECTORS
 from .config import SCALARS, ConfigError, load
 from .contract import EVENT_TYPES, LOG_LEVELS, TRANSPORTS
 from .events import snake
+from .redact import install as install_redaction
+from .redact import redact, url_secrets
 
 EXIT_CONFIG = 2
 
@@ -52,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default pubsub)")
     parser.add_argument("--consumer", metavar="NAME",
                         help="stable consumer name in the stream group (default: host name)")
+    parser.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                        help="TLS, basic auth and response headers for every endpoint, in "
+                             "Prometheus exporter-toolkit's format (see "
+                             "examples/web-config.yml)")
     for name, reg in sorted(COLLECTORS.items()):
         parser.add_argument(f"--collector.{name}", dest=f"collector__{name}",
                             action=argparse.BooleanOptionalAction, default=None,
@@ -96,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     flags: dict[str, Any] = {key: getattr(args, key, None)
-                             for key in ("redis_url", "listen", "log_level", "source", "consumer")}
+                             for key in ("redis_url", "listen", "log_level", "source", "consumer",
+                                         "web_config_file")}
     switches = {key.split("__", 1)[1]: value for key, value in vars(args).items()
                 if key.startswith("collector__") and value is not None}
     if switches:
@@ -123,10 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load(path, flags=flags)
     except ConfigError as exc:
-        print(f"agent-exporter: bad configuration: {exc}", file=sys.stderr)
+        print(f"agent-exporter: bad configuration: {redact(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction([*url_secrets(config.redis_url),
+                       os.environ.get(TOKEN_ENV, "")])
 
     if args.command == "publish":
         from .publisher import Publisher

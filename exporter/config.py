@@ -34,6 +34,7 @@ from .validation import (
     positive,
     positive_int,
 )
+from .web_config import load as load_web_config
 
 ENV_PREFIX = "AGENT_EXPORTER_"
 __all__ = ["Config", "ConfigError", "load"]
@@ -51,6 +52,12 @@ def _redis_url(value: str, key: str, origin: str) -> str:
 
 
 Check = Callable[[Any, str, str], Any]
+
+def _web_config_file(value: str, key: str, origin: str) -> str:
+    """Checked now, whole, so a bad web config stops start-up naming the key inside it."""
+    load_web_config(value)
+    return value
+
 
 # key: (type, default, check, help)
 SCALARS: dict[str, tuple[type | tuple[type, ...], Any, Check | None, str]] = {
@@ -71,6 +78,8 @@ SCALARS: dict[str, tuple[type | tuple[type, ...], Any, Check | None, str]] = {
     "max_generic_metrics": (int, 1000, positive_int, "distinct metric names from events:metrics"),
     "collector_timeout_seconds": ((int, float), 3.0, positive,
                                   "per-collector deadline on each scrape"),
+    "web_config_file": (str, None, _web_config_file,
+                        "TLS, basic auth and headers for every endpoint (exporter-toolkit format)"),
 }
 
 
@@ -116,6 +125,7 @@ class Config:
     counter_ttl_seconds: float
     max_generic_metrics: int
     collector_timeout_seconds: float
+    web_config_file: str | None
     channels: Mapping[str, str]
     streams: StreamsSettings
     series_budgets: Mapping[str, float]

@@ -1,12 +1,10 @@
-"""The one way the exporter makes Redis clients, and the URL as it may be shown to people.
+"""The one way the exporter makes Redis clients.
 
 Every part (event sources, key checks, the alert bridge) gets its client here, each with the
 timeouts and retries its job needs; what they share (how a URL is read, keepalive, RESP2) is
 decided once.
 """
 from __future__ import annotations
-
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -26,15 +24,3 @@ def client(url: str, timeout: float, retries: int = 0,
                                 socket_keepalive=True, retry=Retry(NoBackoff(), retries),
                                 protocol=2)
 
-
-def redacted(url: str) -> str:
-    """The URL without its password, for logs and pages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,12 +52,13 @@ def redis_url(redis_server: RedisServer) -> str:
 
 @pytest.fixture()
 def start_exporter(tmp_path: Path) -> Iterator:
-    """Factory: start_exporter(redis_url, *args, config=None, env=None) → a healthy Exporter."""
+    """Factory: start_exporter(redis_url, *args, config=None, env=None, **Exporter options) →
+    a ready Exporter (with ready=False: only healthy)."""
     started: list[Exporter] = []
 
     def start(redis_url: str, *args: str, config: str | None = None,
-              env: dict[str, str] | None = None, ready: bool = True) -> Exporter:
-        exporter = Exporter(tmp_path, redis_url, args, config=config, env=env)
+              env: dict[str, str] | None = None, ready: bool = True, **options: Any) -> Exporter:
+        exporter = Exporter(tmp_path, redis_url, args, config=config, env=env, **options)
         started.append(exporter)
         return exporter.wait_ready() if ready else exporter.wait_healthy()
 

@@ -1,42 +1,15 @@
 """The alert bridge (POST /alertmanager) on a real exporter and a real redis-server."""
 from __future__ import annotations
 
-from typing import Any
-
+import bcrypt
 import orjson
 import pytest
 import requests
 
 from exporter.config import ConfigError, load
-from tests.support.procs import RedisServer, value
+from tests.support.alerts import alert, payload
+from tests.support.procs import RedisServer, free_port, value
 from tests.support.subscriber import Subscriber
-
-
-def alert(alertname: str = "GpuTemperatureCritical", severity: str = "critical",
-          category: str | None = "gpu", status: str = "firing", **labels: str) -> dict[str, Any]:
-    """One alert as Alertmanager's webhook (version 4) sends it."""
-    all_labels = {"alertname": alertname, "severity": severity, **labels}
-    if category is not None:
-        all_labels["category"] = category
-    return {
-        "status": status,
-        "labels": all_labels,
-        "annotations": {"summary": f"{alertname} on gpu 0", "description": "GPU 0 is at 91 °C.",
-                        "recommendation": "Check cooling system and reduce load",
-                        "runbook_url": "https://example.com/runbooks/gpu"},
-        "startsAt": "2026-11-22T10:00:00Z",
-        "endsAt": "2026-11-22T10:05:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus:9090/graph?g0.expr=gpu_temperature_celsius",
-        "fingerprint": "f" * 16,
-    }
-
-
-def payload(*alerts: dict[str, Any]) -> bytes:
-    status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
-    return orjson.dumps({"version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0,
-                         "status": status, "receiver": "redis-bridge", "groupLabels": {},
-                         "commonLabels": {}, "commonAnnotations": {},
-                         "externalURL": "http://alertmanager:9093", "alerts": list(alerts)})
 
 
 def post(url: str, body: bytes, token: str | None = None) -> requests.Response:
@@ -198,3 +171,27 @@ def test_empty_token_file_is_refused(tmp_path):
     path.write_text(f"alert_bridge:\n  token_file: {token}\n")
     with pytest.raises(ConfigError, match=r"alert_bridge\.token_file: .* the file is empty"):
         load(str(path), env={})
+
+
+def test_on_a_non_loopback_listener_the_bridge_is_off_until_something_authenticates(
+        redis_url, start_exporter, subscriber, tmp_path):
+    port = free_port()
+    exposed = start_exporter(redis_url, "--listen", f"0.0.0.0:{port}", port=port)
+    refused = post(exposed.url, payload(alert("Unauthenticated")))
+    assert refused.status_code == 404
+    assert f"alert bridge off: 0.0.0.0:{port} is not a loopback address" in refused.text
+    assert f"WARNING exporter.app: alert bridge off: 0.0.0.0:{port}" in exposed.proc.log()
+
+    hashed = bcrypt.hashpw(b"am-password", bcrypt.gensalt(4)).decode()
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  alertmanager: '{hashed}'\n")
+    session = requests.Session()
+    session.auth = ("alertmanager", "am-password")
+    port = free_port()
+    guarded = start_exporter(redis_url, "--listen", f"0.0.0.0:{port}", "--web.config.file",
+                             str(web), port=port, session=session)
+    assert post(guarded.url, payload(alert("NoCredentials"))).status_code == 401
+    assert session.post(guarded.url + "/alertmanager", data=payload(alert("ViaBasicAuth")),
+                        timeout=10).status_code == 200
+    assert [m["type"] for _, m in subscriber.wait_for(1)] == ["ViaBasicAuth"]
+    assert "alert bridge off" not in guarded.proc.log()

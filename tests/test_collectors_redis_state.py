@@ -170,6 +170,7 @@ def test_hung_redis_fails_the_check_fast_and_metrics_still_answer(tmp_path: Path
         server.stop()
 
 
+@pytest.mark.integration
 def test_bad_key_check_exits_2_naming_the_key(tmp_path: Path):
     bad = tmp_path / "bad.yml"
     bad.write_text("""

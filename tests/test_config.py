@@ -91,5 +91,5 @@ def test_help_documents_every_flag():
                             text=True, timeout=30, cwd=REPO)
     assert result.returncode == 0
     for flag in ("--config", "--redis-url", "--listen", "--log-level", "--source", "--consumer",
-                 "--collector.redis_state", "publish"):
+                 "--collector.redis_state", "--web.config.file", "publish"):
         assert flag in result.stdout

@@ -77,13 +77,14 @@ class Proc:
     """A child process with its log file, stopped by PID."""
 
     def __init__(self, argv: Sequence[str], log: Path, env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+                 cwd: Path | None = None, preexec_fn: Callable[[], None] | None = None) -> None:
         _check_allowed(argv[0])
         self.argv = list(argv)
         self.log_path = log
         self._log = open(log, "ab")  # noqa: SIM115 — open for the process's lifetime, closed in stop()
         self.popen = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                      env=env, cwd=cwd, start_new_session=True)
+                                      env=env, cwd=cwd, start_new_session=True,
+                                      preexec_fn=preexec_fn)
         self.pid = self.popen.pid
 
     def alive(self) -> bool:
@@ -116,12 +117,13 @@ class Proc:
 class RedisServer:
     """A real redis-server on a free loopback port with its data in `workdir`."""
 
-    def __init__(self, workdir: Path, extra: Sequence[str] = (), port: int | None = None) -> None:
+    def __init__(self, workdir: Path, extra: Sequence[str] = (), port: int | None = None,
+                 password: str | None = None) -> None:
         self.binary = require_binary("redis-server")
         self.workdir = workdir
-        self.extra = list(extra)
+        self.extra = list(extra) + (["--requirepass", password] if password else [])
         self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
         self.proc: Proc | None = None
 
     def start(self) -> RedisServer:
@@ -152,13 +154,18 @@ class RedisServer:
 
 
 class Exporter:
-    """`agent-exporter` as a subprocess (the real command line), ready when /healthz answers."""
+    """`agent-exporter` as a subprocess (the real command line), ready when /healthz answers.
+
+    `session` carries what a TLS or basic-auth exporter needs (CA, client certificate, user);
+    `preexec_fn` runs in the child before it starts (resource limits)."""
 
     def __init__(self, workdir: Path, redis_url: str, args: Sequence[str] = (),
                  config: str | None = None, env: dict[str, str] | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, session: requests.Session | None = None,
+                 https: bool = False, preexec_fn: Callable[[], None] | None = None) -> None:
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
+        self.session = session or requests.Session()
         argv = [sys.executable, "-m", "exporter", "--redis-url", redis_url,
                 "--listen", f"127.0.0.1:{self.port}", *args]
         if config is not None:
@@ -169,25 +176,26 @@ class Exporter:
         full_env.update(env or {})
         full_env["PYTHONUNBUFFERED"] = "1"
         workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = Proc(argv, workdir / f"exporter-{self.port}.log", env=full_env, cwd=REPO)
+        self.proc = Proc(argv, workdir / f"exporter-{self.port}.log", env=full_env, cwd=REPO,
+                         preexec_fn=preexec_fn)
 
     def wait_healthy(self, timeout: float = 20) -> Exporter:
         def healthy() -> bool:
             if not self.proc.alive():
                 raise AssertionError(f"exporter exited:\n{self.proc.log()}")
-            return requests.get(self.url + "/healthz", timeout=1).status_code == 200
+            return self.session.get(self.url + "/healthz", timeout=1).status_code == 200
 
         wait_until(healthy, timeout=timeout, message="exporter /healthz")
         return self
 
     def wait_ready(self, timeout: float = 20) -> Exporter:
         self.wait_healthy(timeout)
-        wait_until(lambda: requests.get(self.url + "/readyz", timeout=1).status_code == 200,
+        wait_until(lambda: self.session.get(self.url + "/readyz", timeout=1).status_code == 200,
                    timeout=timeout, message="exporter /readyz")
         return self
 
     def scrape(self) -> str:
-        response = requests.get(self.url + "/metrics", timeout=10)
+        response = self.session.get(self.url + "/metrics", timeout=10)
         response.raise_for_status()
         return response.text
 
