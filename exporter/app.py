@@ -196,7 +196,11 @@ class Exporter:
             signal.signal(sig, lambda *_: self.stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload())
         self.start()
-        self.stop.wait()
+        # Python runs signal handlers in the main thread, between bytecodes; the kernel may hand a
+        # signal to any thread, and then an untimed wait here would hold a SIGHUP until the next
+        # signal that happens to reach this thread. Waking once a second bounds the delay.
+        while not self.stop.wait(1.0):
+            pass
         log.info("shutting down")
         self.shutdown()
         return 0
