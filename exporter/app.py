@@ -27,6 +27,7 @@ from .config import Config, ConfigError
 from .dispatcher import Dispatcher
 from .domains import Context, create_domains
 from .domains.generic import GenericRecords
+from .domains.llm import LlmCalls
 from .redis_client import redacted
 from .server import Server
 from .sources import RedisHealth, RedisSource
@@ -104,7 +105,7 @@ class Exporter:
                       config.series_ttls)
         self.domains = create_domains(
             ctx, config.metrics, config.max_generic_metrics,
-            lambda name: name in taken or name.startswith(RESERVED_PREFIXES))
+            lambda name: name in taken or name.startswith(RESERVED_PREFIXES), config.llm)
         taken.update(self._sample_names())
         routes = {channel: self.domains[domain] for channel, domain in config.channels.items()}
         self.dispatcher = Dispatcher(self.store, routes, config.max_event_bytes)
@@ -164,8 +165,8 @@ class Exporter:
             self.server.server_close()
 
     def reload(self) -> None:
-        """SIGHUP: re-read the file; apply new generic mappings and key checks, or keep the old
-        configuration when the new one is bad."""
+        """SIGHUP: re-read the file; apply new generic mappings, LLM prices and budgets and key
+        checks, or keep the old configuration when the new one is bad."""
         if self._reload is None:
             return
         try:
@@ -178,6 +179,9 @@ class Exporter:
         generic = self.domains["metrics"]
         assert isinstance(generic, GenericRecords)
         generic.reload(config.metrics)
+        llm = self.domains["llm"]
+        assert isinstance(llm, LlmCalls)
+        llm.reload(config.llm)
         key_checks = self.collector_set.collectors.get("redis_state")
         if isinstance(key_checks, RedisStateCollector):
             key_checks.reload(config.key_checks)

@@ -1,0 +1,146 @@
+"""LLM calls (`events:llm:calls`): tokens, latency and cost per agent, named after OpenTelemetry's
+GenAI semantic conventions (v1.41.0) so the series read like those of OTel-instrumented services.
+
+One event per call: {agent, provider, model, responseModel?, operation, input_tokens,
+output_tokens, cached_input_tokens?, duration_seconds, time_to_first_token_seconds?, status
+("ok" | "error"), error_type?, cost_usd?}. Label names are the OTel attributes with `_` for `.`;
+bucket edges are the conventions' advisory boundaries. As in OTel, input tokens include the
+cached ones. A failed call needs no token counts (a rejected call has no usage); without
+`error_type` it is counted as OTel's fallback `_OTHER`. Cost is the event's `cost_usd`, else the
+price of the response model, else of the request model, from the config's price table; a call
+that has neither is counted as unpriced, never as free.
+"""
+from __future__ import annotations
+
+from ..events import Invalid, label, number
+from .base import Context
+from .llm_settings import LlmSettings, Price
+
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                 16777216, 67108864)
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                    40.96, 81.92)
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5,
+                5.0, 7.5, 10.0)
+OTHER_ERROR = "_OTHER"  # OTel's error.type when the instrumentation knows no better
+
+OPERATION = ["agent", "gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"]
+MODEL = ["agent", "gen_ai_provider_name", "gen_ai_request_model"]
+
+
+def tokens(event: dict, name: str, required: bool) -> float | None:
+    """A token count: a whole number, at least 0."""
+    count = number(event, name, required=required, minimum=0)
+    if count is not None and not count.is_integer():
+        raise Invalid("bad_type", f"{name} must be a whole number, got {count}")
+    return count
+
+
+class LlmCalls:
+    name = "llm"
+
+    def __init__(self, ctx: Context, settings: LlmSettings) -> None:
+        family = ctx.family
+        self.lock = ctx.store.lock
+        self.limit = ctx.max_label_length
+        self.tokens = family("gen_ai_client_token_usage", "histogram",
+                             "Tokens per LLM call by type, input (cached included) or output "
+                             "(OTel gen_ai.client.token.usage).", [*OPERATION, "gen_ai_token_type"],
+                             TOKEN_BUCKETS)
+        self.duration = family("gen_ai_client_operation_duration_seconds", "histogram",
+                               "LLM call duration; error_type set when the call failed (OTel "
+                               "gen_ai.client.operation.duration).", [*OPERATION, "error_type"],
+                               DURATION_BUCKETS)
+        self.ttft = family("gen_ai_server_time_to_first_token_seconds", "histogram",
+                           "Time to the first token of successful LLM calls that report it (OTel "
+                           "gen_ai.server.time_to_first_token).", OPERATION, TTFT_BUCKETS)
+        self.requests = family("agent_llm_requests_total", "counter",
+                               "LLM calls by outcome (the event's status: ok or error).",
+                               [*MODEL, "outcome"])
+        self.cost = family("agent_llm_cost_usd_total", "counter",
+                           "LLM spend in US dollars: the call's cost_usd, else its tokens at the "
+                           "configured price of the model.", MODEL)
+        self.cached = family("agent_llm_cache_read_input_tokens_total", "counter",
+                             "Input tokens served from the provider's prompt cache (part of the "
+                             "input tokens; OTel gen_ai.usage.cache_read.input_tokens).", MODEL)
+        self.unpriced = family("agent_llm_unpriced_requests_total", "counter",
+                               "LLM calls without cost_usd whose model has no price in the "
+                               "config (llm.prices): their spend is missing from "
+                               "agent_llm_cost_usd_total.", MODEL)
+        self.agent_budget = family("agent_llm_daily_budget_usd", "gauge",
+                                   "The agent's configured daily LLM budget in US dollars "
+                                   "(llm.daily_budget_usd), for agents that call LLMs.", ["agent"])
+        self.swarm_budget = family("agent_llm_swarm_daily_budget_usd", "gauge",
+                                   "The swarm's configured daily LLM budget in US dollars "
+                                   "(llm.daily_budget_usd.swarm).")
+        # Budgets come from the config, not from events: never checkpointed, and the swarm's
+        # stays while the configuration says so.
+        self.agent_budget.persist = self.swarm_budget.persist = False
+        self.swarm_budget.ttl = 0
+        self.settings = settings
+        self.prices: dict[str, Price] = {}
+        self.reload(settings)
+
+    def reload(self, settings: LlmSettings) -> None:
+        """New prices apply to the next call; budgets change at once, for every agent shown."""
+        budgets = settings.daily_budget_usd
+        with self.lock:
+            self.settings = settings
+            self.prices = dict(settings.prices)
+            for key in list(self.agent_budget.series):
+                budget = budgets.agent(key[0])
+                if budget is None:
+                    del self.agent_budget.series[key]
+                else:
+                    self.agent_budget.set(key, budget)
+            self.swarm_budget.series.clear()
+            if budgets.swarm is not None:
+                self.swarm_budget.set((), budgets.swarm)
+
+    def handle(self, event: dict, channel: str) -> None:
+        limit = self.limit
+        agent = label(event, "agent", limit)
+        provider = label(event, "provider", limit)
+        model = label(event, "model", limit)
+        operation = label(event, "operation", limit)
+        status = label(event, "status", limit)
+        if status == "ok":
+            failed, error_type = False, ""
+        elif status == "error":
+            failed, error_type = True, label(event, "error_type", limit, default=OTHER_ERROR)
+        else:
+            raise Invalid("bad_value", f"status must be ok or error, got {status[:40]!r}")
+        input_tokens = tokens(event, "input_tokens", not failed)
+        output_tokens = tokens(event, "output_tokens", not failed)
+        cached_tokens = tokens(event, "cached_input_tokens", False)
+        if cached_tokens is not None and cached_tokens > (input_tokens or 0):
+            raise Invalid("out_of_range", "cached_input_tokens exceeds input_tokens")
+        duration = number(event, "duration_seconds", required=True, minimum=0)
+        first_token = number(event, "time_to_first_token_seconds", minimum=0, maximum=duration)
+        cost = number(event, "cost_usd", minimum=0)
+        price = None
+        if cost is None:
+            response_model = label(event, "responseModel", limit, required=False)
+            price = self.prices.get(response_model) or self.prices.get(model)
+
+        operation_key = (agent, operation, provider, model)
+        model_key = (agent, provider, model)
+        if input_tokens is not None:
+            self.tokens.observe((*operation_key, "input"), input_tokens)
+        if output_tokens is not None:
+            self.tokens.observe((*operation_key, "output"), output_tokens)
+        if cached_tokens:
+            self.cached.inc(model_key, cached_tokens)
+        self.duration.observe((*operation_key, error_type), duration)
+        if first_token is not None and not failed:
+            self.ttft.observe(operation_key, first_token)
+        self.requests.inc((*model_key, status))
+        if price is not None:
+            cost = price.cost(input_tokens or 0.0, output_tokens or 0.0, cached_tokens or 0.0)
+        if cost is None:
+            self.unpriced.inc(model_key)
+        else:
+            self.cost.inc(model_key, cost)
+        budget = self.settings.daily_budget_usd.agent(agent)
+        if budget is not None:
+            self.agent_budget.set((agent,), budget)
