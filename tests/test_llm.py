@@ -10,6 +10,7 @@ import sys
 import pytest
 import yaml
 
+from exporter import thresholds
 from exporter.domains.llm_settings import LlmSettings, parse_llm
 from exporter.publisher import Publisher
 from exporter.validation import ConfigError
@@ -184,6 +185,24 @@ def test_a_bad_llm_section_names_the_key(section, key):
     with pytest.raises(ConfigError) as caught:
         parse_llm(section, "llm", "config file x.yml")
     assert key in str(caught.value)
+
+
+def test_alert_thresholds_are_the_constants():
+    rules = yaml.safe_load((REPO / "prometheus" / "rules" / "llm.alerts.yml").read_text())
+    expected = {"LlmAgentSpendOverBudget": thresholds.LLM_BUDGET_BURN_RATE,
+                "LlmSwarmSpendOverBudget": thresholds.LLM_BUDGET_BURN_RATE,
+                "LlmProviderErrorRatioHigh": thresholds.LLM_PROVIDER_ERROR_RATIO_HIGH,
+                "LlmRateLimited": thresholds.LLM_RATE_LIMITED_RATIO_HIGH,
+                "LlmLatencyHigh": thresholds.LLM_LATENCY_P95_SECONDS,
+                "LlmTimeToFirstTokenHigh": thresholds.LLM_TIME_TO_FIRST_TOKEN_P95_SECONDS}
+    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+    assert set(alerts) == set(expected)
+    for name, threshold in expected.items():
+        rule = alerts[name]
+        assert float(rule["annotations"]["threshold"]) == threshold, name
+        assert f"> {threshold:g}\n" in rule["expr"], name
+        if "rate5m >= " in rule["expr"]:
+            assert f">= {thresholds.LLM_MIN_CALLS_PER_SECOND:g}" in rule["expr"], name
 
 
 # -- end to end: the real CLI and redis-server ---------------------------------------------------
