@@ -187,6 +187,16 @@ def test_a_bad_llm_section_names_the_key(section, key):
     assert key in str(caught.value)
 
 
+def test_the_example_configs_price_every_model_the_demo_calls():
+    from exporter.demo.llm import LLM_MODELS
+
+    for name in ("agent-exporter.yml", "exporter-in-compose.yml"):
+        section = yaml.safe_load((REPO / "examples" / name).read_text())["llm"]
+        prices = parse_llm(section, "llm", name).prices
+        for model in LLM_MODELS:
+            assert prices.get(model.name) == model.price, (name, model.name)
+
+
 def test_alert_thresholds_are_the_constants():
     rules = yaml.safe_load((REPO / "prometheus" / "rules" / "llm.alerts.yml").read_text())
     expected = {"LlmAgentSpendOverBudget": thresholds.LLM_BUDGET_BURN_RATE,
