@@ -111,7 +111,10 @@ def test_a_failed_call_counts_its_error_type_and_needs_no_tokens():
                  error_type="_OTHER") == 1
     assert not [k for k in s if k[0].startswith(("gen_ai_client_token_usage",
                                                   "gen_ai_server_time_to_first_token"))]
-    assert cost(s) == 0  # priced model, no tokens: nothing spent, and not unpriced
+    assert cost(s) is None  # no tokens, no cost: nothing to price, nor unpriced
+    assert value(s, "agent_llm_unpriced_requests_total", **MODEL) is None
+    run.send(CHANNEL, {**failed, "status": "error", "duration_seconds": 0.2, "input_tokens": 800})
+    assert cost(run.samples()) == pytest.approx(800 * 2.5 / 1e6)  # a billed failure is priced
 
 
 @pytest.mark.parametrize("change, reason", [

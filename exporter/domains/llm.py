@@ -7,8 +7,9 @@ output_tokens, cached_input_tokens?, duration_seconds, time_to_first_token_secon
 bucket edges are the conventions' advisory boundaries. As in OTel, input tokens include the
 cached ones. A failed call needs no token counts (a rejected call has no usage); without
 `error_type` it is counted as OTel's fallback `_OTHER`. Cost is the event's `cost_usd`, else the
-price of the response model, else of the request model, from the config's price table; a call
-that has neither is counted as unpriced, never as free.
+tokens at the price of the response model, else of the request model, from the config's price
+table; a call with tokens and neither is counted as unpriced, never as free (a call without
+tokens or cost has nothing to price).
 """
 from __future__ import annotations
 
@@ -118,8 +119,9 @@ class LlmCalls:
         duration = number(event, "duration_seconds", required=True, minimum=0)
         first_token = number(event, "time_to_first_token_seconds", minimum=0, maximum=duration)
         cost = number(event, "cost_usd", minimum=0)
+        needs_price = cost is None and (input_tokens is not None or output_tokens is not None)
         price = None
-        if cost is None:
+        if needs_price:
             response_model = label(event, "responseModel", limit, required=False)
             price = self.prices.get(response_model) or self.prices.get(model)
 
@@ -137,10 +139,10 @@ class LlmCalls:
         self.requests.inc((*model_key, status))
         if price is not None:
             cost = price.cost(input_tokens or 0.0, output_tokens or 0.0, cached_tokens or 0.0)
-        if cost is None:
-            self.unpriced.inc(model_key)
-        else:
+        if cost is not None:
             self.cost.inc(model_key, cost)
+        elif needs_price:
+            self.unpriced.inc(model_key)
         budget = self.settings.daily_budget_usd.agent(agent)
         if budget is not None:
             self.agent_budget.set((agent,), budget)
