@@ -48,7 +48,7 @@ HOST_FILESYSTEM_AVAILABLE_LOW_RATIO = 0.40  # HostFilesystemFillingUp (with a fi
 EXPORTER_INVALID_EVENTS_MAX_RATIO = 0.05  # ExporterEventsInvalid
 
 # LLM calls (no seed: the bundle's own defaults). The spend alerts compare with the daily budgets
-# of the exporter's config (llm.daily_budget_usd), exported as agent_llm_*daily_budget_usd.
+# of the exporter's config (llm.daily_budget_usd), which it exports as gauges (docs/metrics.md).
 LLM_BUDGET_BURN_RATE = 1.0  # Llm*SpendOverBudget: spending at a pace that uses the budget in a day
 LLM_PROVIDER_ERROR_RATIO_HIGH = 0.10  # LlmProviderErrorRatioHigh: a provider fails over 10 %
 LLM_RATE_LIMITED_RATIO_HIGH = 0.05  # LlmRateLimited: over 5 % of a provider's calls get 429

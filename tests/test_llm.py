@@ -155,19 +155,19 @@ def test_labels_are_bounded_by_the_series_budget():
 def test_budgets_are_exported_and_a_reload_changes_prices_and_budgets():
     run = ingest(**PRICES, daily_budget_usd={"swarm": 200, "each_agent": 20,
                                              "agents": {"planner": 50}})
-    run.send(CHANNEL, CALL)
-    run.send(CHANNEL, {**CALL, "agent": "coder"})
-    s = run.samples()
+    s = run.samples()  # from the config, before any call
     assert value(s, "agent_llm_daily_budget_usd", agent="planner") == 50
-    assert value(s, "agent_llm_daily_budget_usd", agent="coder") == 20
+    assert value(s, "agent_llm_each_agent_daily_budget_usd") == 20
     assert value(s, "agent_llm_swarm_daily_budget_usd") == 200
-    before = cost(s)
+    run.send(CHANNEL, CALL)
+    before = cost(run.samples())
 
     run.domains["llm"].reload(settings(prices={"gpt-4o": {"input": 0, "output": 100}},
                                        daily_budget_usd={"agents": {"coder": 5}}))
     s = run.samples()
     assert value(s, "agent_llm_daily_budget_usd", agent="coder") == 5
     assert value(s, "agent_llm_daily_budget_usd", agent="planner") is None  # no budget now
+    assert value(s, "agent_llm_each_agent_daily_budget_usd") is None
     assert value(s, "agent_llm_swarm_daily_budget_usd") is None
     assert cost(s) == before  # spent money stays spent
     run.send(CHANNEL, CALL)
@@ -230,8 +230,8 @@ def publish_cli(redis_url: str, *fields: str) -> None:
 
 
 def test_published_calls_become_metrics_and_sighup_changes_prices(redis_url, start_exporter):
-    config = yaml.safe_dump({"llm": {**PRICES, "daily_budget_usd": {"swarm": 100,
-                                                                    "each_agent": 10}}})
+    config = yaml.safe_dump({"llm": {**PRICES, "daily_budget_usd": {
+        "swarm": 100, "each_agent": 10, "agents": {"planner": 20}}}})
     exporter = start_exporter(redis_url, *NO_COLLECTORS, config=config)
     events = Publisher(redis_url)
     events.llm_call("planner", "openai", "gpt-4o", "chat", 3.2, input_tokens=1200,
@@ -256,7 +256,8 @@ def test_published_calls_become_metrics_and_sighup_changes_prices(redis_url, sta
     assert value(s, "agent_llm_requests_total", **MODEL, outcome="error") == 1
     assert value(s, "gen_ai_client_operation_duration_seconds_count", **OPERATION,
                  error_type="429") == 1
-    assert value(s, "agent_llm_daily_budget_usd", agent="planner") == 10
+    assert value(s, "agent_llm_daily_budget_usd", agent="planner") == 20
+    assert value(s, "agent_llm_each_agent_daily_budget_usd") == 10
     assert value(s, "agent_llm_swarm_daily_budget_usd") == 100
     assert value(s, "agent_exporter_events_total", source=CHANNEL, type="llm") == 4
 
@@ -272,7 +273,9 @@ def test_published_calls_become_metrics_and_sighup_changes_prices(redis_url, sta
     exporter.proc.signal(signal.SIGHUP)
     wait_until(lambda: value(exporter.samples(), "agent_llm_swarm_daily_budget_usd") == 300,
                message="the reloaded budget")
-    assert value(exporter.samples(), "agent_llm_daily_budget_usd", agent="planner") == 30
+    s = exporter.samples()
+    assert value(s, "agent_llm_each_agent_daily_budget_usd") == 30
+    assert value(s, "agent_llm_daily_budget_usd", agent="planner") is None
     events.llm_call("planner", "openai", "gpt-4o", "chat", 2.0, input_tokens=1000,
                     output_tokens=100)
     events.llm_call("planner", "openai", "o3-pro", "chat", 2.0, input_tokens=1000,

@@ -68,35 +68,38 @@ class LlmCalls:
                                "LLM calls without cost_usd whose model has no price in the "
                                "config (llm.prices): their spend is missing from "
                                "agent_llm_cost_usd_total.", MODEL)
-        self.agent_budget = family("agent_llm_daily_budget_usd", "gauge",
-                                   "The agent's configured daily LLM budget in US dollars "
-                                   "(llm.daily_budget_usd), for agents that call LLMs.", ["agent"])
-        self.swarm_budget = family("agent_llm_swarm_daily_budget_usd", "gauge",
-                                   "The swarm's configured daily LLM budget in US dollars "
-                                   "(llm.daily_budget_usd.swarm).")
-        # Budgets come from the config, not from events: never checkpointed, and the swarm's
-        # stays while the configuration says so.
-        self.agent_budget.persist = self.swarm_budget.persist = False
-        self.swarm_budget.ttl = 0
-        self.settings = settings
+        # The budgets come from the config, not from events: set on start-up and SIGHUP, kept
+        # while the config says so, never checkpointed. An agent without its own budget has
+        # each_agent's; the recording rules apply it to every agent that spends.
+        self.budgets = [
+            family("agent_llm_daily_budget_usd", "gauge",
+                   "An agent's own daily LLM budget in US dollars "
+                   "(llm.daily_budget_usd.agents).", ["agent"]),
+            family("agent_llm_each_agent_daily_budget_usd", "gauge",
+                   "The daily LLM budget in US dollars of every agent without its own "
+                   "(llm.daily_budget_usd.each_agent)."),
+            family("agent_llm_swarm_daily_budget_usd", "gauge",
+                   "The swarm's daily LLM budget in US dollars (llm.daily_budget_usd.swarm)."),
+        ]
+        for budget in self.budgets:
+            budget.persist, budget.ttl = False, 0
         self.prices: dict[str, Price] = {}
         self.reload(settings)
 
     def reload(self, settings: LlmSettings) -> None:
-        """New prices apply to the next call; budgets change at once, for every agent shown."""
-        budgets = settings.daily_budget_usd
+        """New prices apply to the next call, new budgets at once."""
+        configured = settings.daily_budget_usd
+        agents, each_agent, swarm = self.budgets
         with self.lock:
-            self.settings = settings
             self.prices = dict(settings.prices)
-            for key in list(self.agent_budget.series):
-                budget = budgets.agent(key[0])
-                if budget is None:
-                    del self.agent_budget.series[key]
-                else:
-                    self.agent_budget.set(key, budget)
-            self.swarm_budget.series.clear()
-            if budgets.swarm is not None:
-                self.swarm_budget.set((), budgets.swarm)
+            for budget in self.budgets:
+                budget.series.clear()
+            for agent, usd in configured.agents.items():
+                agents.set((agent,), usd)
+            for gauge, optional in ((each_agent, configured.each_agent),
+                                     (swarm, configured.swarm)):
+                if optional is not None:
+                    gauge.set((), optional)
 
     def handle(self, event: dict, channel: str) -> None:
         limit = self.limit
@@ -125,24 +128,20 @@ class LlmCalls:
             response_model = label(event, "responseModel", limit, required=False)
             price = self.prices.get(response_model) or self.prices.get(model)
 
-        operation_key = (agent, operation, provider, model)
         model_key = (agent, provider, model)
         if input_tokens is not None:
-            self.tokens.observe((*operation_key, "input"), input_tokens)
+            self.tokens.observe((agent, operation, provider, model, "input"), input_tokens)
         if output_tokens is not None:
-            self.tokens.observe((*operation_key, "output"), output_tokens)
+            self.tokens.observe((agent, operation, provider, model, "output"), output_tokens)
         if cached_tokens:
             self.cached.inc(model_key, cached_tokens)
-        self.duration.observe((*operation_key, error_type), duration)
+        self.duration.observe((agent, operation, provider, model, error_type), duration)
         if first_token is not None and not failed:
-            self.ttft.observe(operation_key, first_token)
-        self.requests.inc((*model_key, status))
+            self.ttft.observe((agent, operation, provider, model), first_token)
+        self.requests.inc((agent, provider, model, status))
         if price is not None:
             cost = price.cost(input_tokens or 0.0, output_tokens or 0.0, cached_tokens or 0.0)
         if cost is not None:
             self.cost.inc(model_key, cost)
         elif needs_price:
             self.unpriced.inc(model_key)
-        budget = self.settings.daily_budget_usd.agent(agent)
-        if budget is not None:
-            self.agent_budget.set((agent,), budget)

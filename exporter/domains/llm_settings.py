@@ -37,9 +37,6 @@ class Budgets:
     each_agent: float | None = None
     agents: Mapping[str, float] = field(default_factory=dict)
 
-    def agent(self, name: str) -> float | None:
-        return self.agents.get(name, self.each_agent)
-
 
 @dataclass(frozen=True)
 class LlmSettings:
