@@ -27,6 +27,7 @@ from .config import Config, ConfigError
 from .dispatcher import Dispatcher
 from .domains import Context, create_domains
 from .domains.generic import GenericRecords
+from .domains.llm import LlmCalls
 from .http_connections import HttpStats
 from .redact import redact
 from .server import PostRoute, Server
@@ -106,7 +107,7 @@ class Exporter:
                       config.series_ttls)
         self.domains = create_domains(
             ctx, config.metrics, config.max_generic_metrics,
-            lambda name: name in taken or name.startswith(RESERVED_PREFIXES))
+            lambda name: name in taken or name.startswith(RESERVED_PREFIXES), config.llm)
         taken.update(self._sample_names())
         routes = {channel: self.domains[domain] for channel, domain in config.channels.items()}
         self.dispatcher = Dispatcher(self.store, routes, config.max_event_bytes)
@@ -188,8 +189,8 @@ class Exporter:
             self.server.close()
 
     def reload(self) -> None:
-        """SIGHUP: re-read the file; apply new generic mappings and key checks, or keep the old
-        configuration when the new one is bad."""
+        """SIGHUP: re-read the file; apply new generic mappings, LLM prices and budgets and key
+        checks, or keep the old configuration when the new one is bad."""
         if self._reload is None:
             return
         try:
@@ -202,6 +203,9 @@ class Exporter:
         generic = self.domains["metrics"]
         assert isinstance(generic, GenericRecords)
         generic.reload(config.metrics)
+        llm = self.domains["llm"]
+        assert isinstance(llm, LlmCalls)
+        llm.reload(config.llm)
         key_checks = self.collector_set.collectors.get("redis_state")
         if isinstance(key_checks, RedisStateCollector):
             key_checks.reload(config.key_checks)
@@ -225,7 +229,11 @@ class Exporter:
             log.error("cannot listen on %s: %s", self.config.listen, exc.strerror or exc)
             self.shutdown()
             return 1
-        self.stop.wait()
+        # Python runs signal handlers in the main thread, between bytecodes; the kernel may hand a
+        # signal to any thread, and then an untimed wait here would hold a SIGHUP until the next
+        # signal that happens to reach this thread. Waking once a second bounds the delay.
+        while not self.stop.wait(1.0):
+            pass
         log.info("shutting down")
         self.shutdown()
         return 0

@@ -80,12 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="publish simulated swarm traffic (dashboards, alerts)",
                           description="Publish realistic traffic of a simulated agent swarm "
                                       "through the publisher API: agents, tasks, training runs, "
-                                      "RAG queries, workflow steps, errors and seed-004 records. "
-                                      "No GPU data is invented.")
+                                      "RAG queries, workflow steps, errors, seed-004 records and "
+                                      "LLM calls. No GPU data is invented.")
     _common(demo, suppress=True)
     demo.add_argument("--rate", type=positive, default=10.0, metavar="N",
                       help="RAG queries, workflow steps and transient errors per second "
-                           "(default 10); status, task, training and record events come on top")
+                           "(default 10); status, task, training, record and LLM events come on "
+                           "top")
     demo.add_argument("--agents", type=agent_count, default=12, metavar="N",
                       help="agents in the swarm, 1-1000 (default 12)")
     demo.add_argument("--seed", type=int, help="random seed: the same seed gives the same events")

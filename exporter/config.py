@@ -20,6 +20,7 @@ from .alert_bridge import BridgeSettings, parse_alert_bridge
 from .collectors import COLLECTORS
 from .collectors.key_checks import DEFAULT_KEY_CHECKS, KeyCheck, parse_key_checks
 from .contract import DEFAULT_CHANNELS, LOG_LEVELS, TRANSPORTS, parse_channels
+from .domains.llm_settings import LlmSettings, parse_llm
 from .domains.mappings import Mapping as RecordMapping
 from .domains.mappings import parse_mappings
 from .sources.streams import StreamsSettings, parse_streams
@@ -106,6 +107,7 @@ SECTIONS: dict[str, tuple[Callable[[], Any], Check, str]] = {
     "key_checks": (lambda: DEFAULT_KEY_CHECKS, parse_key_checks, "Redis keys read at scrape time"),
     "alert_bridge": (BridgeSettings, parse_alert_bridge,
                      "POST /alertmanager: Alertmanager webhook → Redis events:alerts:*"),
+    "llm": (LlmSettings, parse_llm, "LLM prices (USD per million tokens) and daily budgets"),
 }
 
 
@@ -134,6 +136,7 @@ class Config:
     metrics: tuple[RecordMapping, ...]
     key_checks: tuple[KeyCheck, ...]
     alert_bridge: BridgeSettings
+    llm: LlmSettings
     path: str | None = field(default=None, compare=False)
 
     def collector_enabled(self, name: str, default: bool) -> bool:

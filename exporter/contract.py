@@ -18,6 +18,7 @@ RAG = "events:rag:queries"
 WORKFLOWS = "events:workflows:steps"
 ERRORS = "events:errors:"  # + kind; subscribed by the pattern events:errors:*
 METRICS = "events:metrics"
+LLM = "events:llm:calls"
 ALERTS = "events:alerts:"  # + category; written by the alert bridge
 
 # Fields the publisher adds over pub/sub, from which the exporter counts lost events.
@@ -43,6 +44,7 @@ EVENT_TYPES = (
     EventType("workflows", WORKFLOWS, "workflow", "workflow_step"),
     EventType("errors", ERRORS + "*", "error", "error"),
     EventType("metrics", METRICS, "metric", "metric"),
+    EventType("llm", LLM, "llm", "llm_call"),
 )
 DOMAINS = tuple(event.name for event in EVENT_TYPES)
 DEFAULT_CHANNELS: dict[str, str] = {event.channel: event.name for event in EVENT_TYPES}

@@ -80,6 +80,24 @@ class Publisher:
         self.publish(contract.METRICS, _fields(metric_name=metric_name, value=value, unit=unit,
                                                tags=dict(tags) if tags else None, **enrichment))
 
+    def llm_call(self, agent: str, provider: str, model: str, operation: str,
+                 duration_seconds: float, status: str = "ok", *,
+                 input_tokens: int | None = None, output_tokens: int | None = None,
+                 cached_input_tokens: int | None = None,
+                 time_to_first_token_seconds: float | None = None,
+                 response_model: str | None = None, error_type: str | int | None = None,
+                 cost_usd: float | None = None) -> None:
+        """One LLM call (OTel GenAI names on the exporter's side): `provider` as OTel's
+        gen_ai.provider.name (openai, anthropic, aws.bedrock, …), input tokens including the
+        cached ones; `cost_usd` when the client knows it, else the exporter's price table
+        applies. An error type is a string even when it is a status code (429)."""
+        self.publish(contract.LLM, _fields(
+            agent=agent, provider=provider, model=model, responseModel=response_model,
+            operation=operation, input_tokens=input_tokens, output_tokens=output_tokens,
+            cached_input_tokens=cached_input_tokens, duration_seconds=duration_seconds,
+            time_to_first_token_seconds=time_to_first_token_seconds, status=status,
+            error_type=None if error_type is None else str(error_type), cost_usd=cost_usd))
+
     # -- transport ----------------------------------------------------------------------------
 
     def publish(self, channel: str, event: dict[str, Any]) -> None:

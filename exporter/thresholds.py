@@ -46,3 +46,12 @@ HOST_CPU_UTILIZATION_HIGH_RATIO = 0.90  # HostCpuUtilizationHigh
 HOST_MEMORY_UTILIZATION_HIGH_RATIO = 0.90  # HostMemoryUtilizationHigh
 HOST_FILESYSTEM_AVAILABLE_LOW_RATIO = 0.40  # HostFilesystemFillingUp (with a filling trend)
 EXPORTER_INVALID_EVENTS_MAX_RATIO = 0.05  # ExporterEventsInvalid
+
+# LLM calls (no seed: the bundle's own defaults). The spend alerts compare with the daily budgets
+# of the exporter's config (llm.daily_budget_usd), which it exports as gauges (docs/metrics.md).
+LLM_BUDGET_BURN_RATE = 1.0  # Llm*SpendOverBudget: spending at a pace that uses the budget in a day
+LLM_PROVIDER_ERROR_RATIO_HIGH = 0.10  # LlmProviderErrorRatioHigh: a provider fails over 10 %
+LLM_RATE_LIMITED_RATIO_HIGH = 0.05  # LlmRateLimited: over 5 % of a provider's calls get 429
+LLM_LATENCY_P95_SECONDS = 30.0  # LlmLatencyHigh: p95 duration of a model's successful calls
+LLM_TIME_TO_FIRST_TOKEN_P95_SECONDS = 5.0  # LlmTimeToFirstTokenHigh
+LLM_MIN_CALLS_PER_SECOND = 0.05  # the ratio and latency alerts judge 15+ calls per 5 minutes

@@ -45,7 +45,7 @@ HOME_UID = "agent-exporter-overview"
 UNITS = frozenset({
     "none", "short", "percent", "percentunit", "s", "ms", "dtdurations", "dateTimeAsIso",
     "dateTimeFromNow", "bytes", "decbytes", "Bps", "binBps", "reqps", "ops", "opm", "cps", "cpm",
-    "iops", "pps", "celsius", "watt", "joule", "hertz",
+    "iops", "pps", "celsius", "watt", "joule", "hertz", "currencyUSD",
 })
 # Grafana's global variables (docs: dashboards/variables/add-template-variables, "Global variables").
 GRAFANA_VARIABLES = frozenset({

@@ -57,6 +57,12 @@ series_budgets:
   queue_backlog: 2      # three queues in the traffic: one label set overflows
 series_ttls:
   startup_probe: 1      # published once: expires on the next scrapes
+llm:
+  prices:               # o3-pro has none: the unpriced-calls panel
+    gpt-4o: {input: 2.5, output: 10, cached_input: 1.25}
+    claude-sonnet-4: {input: 3, output: 15, cached_input: 0.3}
+    text-embedding-3-small: {input: 0.02, output: 0}
+  daily_budget_usd: {swarm: 50, each_agent: 10}
 """
 AGENTS = {  # agent → (status, tasks, queue depth, load)
     "ai-engineer": ("busy", 3, 4, 0.8),
@@ -73,6 +79,12 @@ RAG_QUERIES = (  # (seconds, success, cache hit, fallback, relevance, confidence
 )
 WORKFLOW_STEPS = (("data-pipeline", "extract", 40), ("data-pipeline", "transform", 700),
                   ("model-training", "train", 200))
+LLM_CALLS = (  # (agent, provider, model, operation, input tokens, cached, output tokens)
+    ("ai-engineer", "anthropic", "claude-sonnet-4", "chat", 4000, 3000, 500),
+    ("ml-engineer", "openai", "gpt-4o", "chat", 1500, 0, 300),
+    ("ml-engineer", "openai", "o3-pro", "chat", 800, 0, 2500),
+    ("context-manager", "openai", "text-embedding-3-small", "embeddings", 300, 0, 0),
+)
 
 
 def seed_state(client: redis.Redis) -> None:
@@ -107,6 +119,11 @@ def publish_round(events: Publisher, streams: Publisher, client: redis.Redis, i:
                              source=source)
     for workflow, step, seconds in WORKFLOW_STEPS:
         streams.workflow_step(workflow, step, seconds + i % 7)
+    for agent, provider, model, operation, tokens, cached, output in LLM_CALLS:
+        events.llm_call(agent, provider, model, operation, 1.5 + i % 4, input_tokens=tokens,
+                        cached_input_tokens=cached, output_tokens=output,
+                        time_to_first_token_seconds=0.3 if output else None)
+    events.llm_call("ml-engineer", "openai", "gpt-4o", "chat", 0.2, "error", error_type="429")
     events.error("task", "ai-engineer", "tool call timed out")
     events.metric("queue_backlog", i % 10, tags={"queue": f"q{i % 3}"})
     client.publish(contract.TASKS, b'{"taskId": "no-agent-no-status"}')

@@ -14,12 +14,17 @@ from typing import Any
 import orjson
 import pytest
 import redis
+import yaml
 
+from exporter.demo import INCIDENT_NAMES
 from tests.support.procs import REPO, Exporter, value, wait_until
 
 pytestmark = pytest.mark.integration
 
 DEMO_AGENTS = 12  # the demo's default; agent ids are <type>-<n>
+# The compose stack's LLM prices and budgets (a unit test checks they price every demo model).
+LLM = yaml.safe_load((REPO / "examples" / "exporter-in-compose.yml").read_text())["llm"]
+LLM_CONFIG = yaml.safe_dump({"llm": LLM})
 
 
 def run_demo(redis_url: str, *args: str) -> list[tuple[str, dict[str, Any]]]:
@@ -61,7 +66,7 @@ def total(samples: dict, name: str, **labels: str) -> float:
 
 
 def test_demo_traffic_reaches_every_domain(redis_url: str, start_exporter) -> None:
-    exporter = start_exporter(redis_url)
+    exporter = start_exporter(redis_url, config=LLM_CONFIG)
     events = run_demo(redis_url, "--seed", "3", "--speed", "60", "--rate", "100",
                       "--duration", "5")
     samples = settled(exporter, len(events))
@@ -70,7 +75,8 @@ def test_demo_traffic_reaches_every_domain(redis_url: str, start_exporter) -> No
                        else channel for channel, _ in events)
     assert set(channels) == {"events:agents:status", "events:tasks:updates",
                              "events:training:progress", "events:rag:queries",
-                             "events:workflows:steps", "events:errors", "events:metrics"}
+                             "events:workflows:steps", "events:errors", "events:metrics",
+                             "events:llm:calls"}
     assert total(samples, "agent_busy") >= 1
     assert len([k for k in samples if k[0] == "agent_last_seen_timestamp_seconds"]) == DEMO_AGENTS
     assert total(samples, "agent_tasks_total", status="done") > 0
@@ -91,6 +97,15 @@ def test_demo_traffic_reaches_every_domain(redis_url: str, start_exporter) -> No
     assert total(samples, "agent_success_rate") > 0           # seed-004 records
     assert value(samples, "swarm_total_agents", component="swarm") == DEMO_AGENTS
     assert total(samples, "agent_workload_current_tasks") > 0  # the state keys it keeps
+    # LLM calls: every agent type's models, priced by the exporter, some input from the cache.
+    models = {dict(labels)["gen_ai_request_model"] for name, labels in samples
+              if name == "agent_llm_requests_total"}
+    assert {"gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "text-embedding-3-small"} <= models
+    assert total(samples, "agent_llm_cost_usd_total") > 0
+    assert total(samples, "agent_llm_cache_read_input_tokens_total") > 0
+    assert total(samples, "gen_ai_server_time_to_first_token_seconds_count") > 0
+    assert total(samples, "gen_ai_client_token_usage_count", gen_ai_operation_name="embeddings") > 0
+    assert total(samples, "agent_llm_unpriced_requests_total") == 0
     # Healthy traffic is valid traffic, and no GPU readings are invented.
     assert total(samples, "agent_exporter_events_invalid_total") == 0
     assert not [k for k in samples if k[0].startswith("gpu_reported_")]
@@ -130,11 +145,11 @@ def test_bad_flags_exit_2(redis_url: str) -> None:
 
 
 def test_incidents_produce_their_signals(redis_url: str, start_exporter) -> None:
-    """All incidents begin within 450 simulated seconds and last at least 600: at 500 every one
+    """All incidents begin within 510 simulated seconds and last at least 600: at 600 every one
     is under way. Each check is the signal its alert rule reads."""
     exporter = start_exporter(redis_url)
     events = run_demo(redis_url, "--seed", "5", "--speed", "100", "--rate", "500",
-                      "--duration", "5", "--incidents")
+                      "--duration", "6", "--incidents")
     s = settled(exporter, len(events))
     seen = {agent: value(s, "agent_last_seen_timestamp_seconds", agent=agent)
             for (name, labels) in s if name == "agent_last_seen_timestamp_seconds"
@@ -176,3 +191,36 @@ def test_incidents_produce_their_signals(redis_url: str, start_exporter) -> None
     assert total(s, "rag_confidence_score_bucket", le="0.5") > 0.08 * scored
     # invalid-events (ExporterEventsInvalid): malformed RAG events were rejected.
     assert total(s, "agent_exporter_events_invalid_total", source="events:rag:queries") > 10
+
+
+def test_llm_incidents_produce_their_signals(redis_url: str, start_exporter) -> None:
+    """The two LLM incidents alone, from 30 and 60 simulated seconds to the end at 500, so the
+    counters show them: the runaway agent's spend outpaces its daily budget and the swarm's,
+    and openai refuses enough calls for the error and rate-limit ratio alerts."""
+    incidents = ("llm-cost-spike", "llm-provider-outage")
+    assert all(name in INCIDENT_NAMES for name in incidents)
+    exporter = start_exporter(redis_url, config=LLM_CONFIG)
+    events = run_demo(redis_url, "--seed", "7", "--speed", "100", "--duration", "5",
+                      "--incidents", ",".join(incidents))
+    s = settled(exporter, len(events))
+
+    spend: dict[str, float] = {}  # per agent, all its models
+    for (name, labels), v in s.items():
+        if name == "agent_llm_cost_usd_total":
+            agent = dict(labels)["agent"]
+            spend[agent] = spend.get(agent, 0.0) + v
+    runaway = max(spend, key=spend.__getitem__)
+    assert runaway == "ml-engineer-1"
+    per_day = spend[runaway] / (500 - 30) * 86400  # its pace while it looped
+    budgets = LLM["daily_budget_usd"]
+    assert per_day > budgets["each_agent"] and per_day > budgets["swarm"]
+    assert spend[runaway] > 5 * max(v for agent, v in spend.items() if agent != runaway)
+
+    openai = total(s, "agent_llm_requests_total", gen_ai_provider_name="openai")
+    failed = total(s, "agent_llm_requests_total", gen_ai_provider_name="openai", outcome="error")
+    limited = total(s, "gen_ai_client_operation_duration_seconds_count",
+                    gen_ai_provider_name="openai", error_type="429")
+    assert openai > 100 and failed / openai > 0.3 and limited / openai > 0.15
+    anthropic = total(s, "agent_llm_requests_total", gen_ai_provider_name="anthropic")
+    assert total(s, "agent_llm_requests_total", gen_ai_provider_name="anthropic",
+                 outcome="error") < 0.05 * anthropic

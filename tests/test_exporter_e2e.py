@@ -223,7 +223,7 @@ def test_bad_events_are_counted_and_later_events_still_count(redis_url, start_ex
 @given(corpus=st.lists(st.tuples(st.sampled_from(["events:agents:status", "events:tasks:updates",
                                                   "events:training:progress", "events:rag:queries",
                                                   "events:workflows:steps", "events:errors:fuzz",
-                                                  "events:metrics"]),
+                                                  "events:metrics", "events:llm:calls"]),
                                  event_strategy | st.binary(max_size=100)),
                        min_size=300, max_size=300))
 def test_generated_corpus_never_stops_the_exporter(corpus, redis_server, tmp_path_factory):

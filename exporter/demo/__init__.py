@@ -23,6 +23,7 @@ import redis
 from ..publisher import Publisher
 from .engine import Sim
 from .incidents import INCIDENT_NAMES, INCIDENTS, schedule
+from .llm import LlmCalls
 from .world import (
     PROJECTS,
     RECORDS_INTERVAL_SECONDS,
@@ -52,10 +53,12 @@ def build(pub: Publisher, options: Options) -> World:
     """Create the simulated world and schedule everything; world.sim runs it."""
     rng = random.Random(options.seed)
     sim = Sim(options.speed)
-    world = World(sim, Swarm(sim, pub, rng, options.agents),
+    swarm = Swarm(sim, pub, rng, options.agents)
+    world = World(sim, swarm,
                   {project: TrainingRun(sim, pub, rng, project) for project in PROJECTS},
-                  Rag(pub, rng), Workflows(sim, pub, rng))
+                  Rag(pub, rng), Workflows(sim, pub, rng), LlmCalls(sim, pub, rng, swarm.agents))
     world.swarm.start()
+    world.llm.start()
     for run in world.training.values():
         run.start()
     per_sim_second = options.rate / options.speed

@@ -76,6 +76,11 @@ INCIDENTS: tuple[Incident, ...] = (
              *_toggle(lambda w: w.rag, "confidence", (2.0, 3.0), Rag.confidence)),
     Incident("invalid-events", ("ExporterEventsInvalid",), 900,
              *_toggle(lambda w: w.rag, "malformed_ratio", 0.2, 0.0)),
+    Incident("llm-cost-spike", ("LlmAgentSpendOverBudget", "LlmSwarmSpendOverBudget"), 1500,
+             lambda w: w.llm.set_runaway(w.swarm.agents[2 % len(w.swarm.agents)]),
+             lambda w: w.llm.set_runaway(None)),
+    Incident("llm-provider-outage", ("LlmProviderErrorRatioHigh", "LlmRateLimited"), 900,
+             *_toggle(lambda w: w.llm, "outage", "openai", None)),
 )
 INCIDENT_NAMES = tuple(incident.name for incident in INCIDENTS)
 

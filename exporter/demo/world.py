@@ -15,6 +15,7 @@ from .. import __version__
 from ..publisher import Publisher
 from ..thresholds import SLOW_STEP_SECONDS, TASK_SLA_SECONDS
 from .engine import Sim, lognormal
+from .llm import LlmCalls
 
 AGENT_TYPES = ("ai-engineer", "data-engineer", "ml-engineer", "context-manager",
                "workflow-orchestrator", "error-coordinator")
@@ -371,3 +372,4 @@ class World:
     training: dict[str, TrainingRun]
     rag: Rag
     workflows: Workflows
+    llm: LlmCalls

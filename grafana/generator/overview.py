@@ -19,7 +19,7 @@ from exporter.thresholds import (
     TASK_THROUGHPUT_MIN_PER_HOUR,
 )
 
-from . import agents, gpu, rag, system, tasks, training
+from . import agents, gpu, llm, rag, system, tasks, training
 from .dashboard import dashboard, row
 from .panels import (
     Panel,
@@ -55,8 +55,8 @@ TITLE = "Agent Exporter · Overview"
 def build() -> Dashboard:
     return dashboard(
         UID, TITLE,
-        "The swarm at a glance: the seed-004 performance score, swarm, tasks, RAG, training, "
-        "GPUs and firing alerts. Every section links to its detail dashboard.",
+        "The swarm at a glance: the seed-004 performance score, swarm, LLM spend, tasks, RAG, "
+        "training, GPUs and firing alerts. Every section links to its detail dashboard.",
         ["overview"], [JOB, INSTANCE],
         [
             row("System overview"),
@@ -74,8 +74,9 @@ def build() -> Dashboard:
             load_imbalance_10_min(),
             mean_agent_load(),
             row("Agent performance"),
-            success_ratio_per_agent_1_h().span(12).height(6),
-            agent_availability_10_least_available().height(6),
+            success_ratio_per_agent_1_h().span(9).height(6),
+            agent_availability_10_least_available().span(9).height(6),
+            llm_spend().span(6).height(6),
             row("Tasks"),
             tasks_completed_1_h().span(6),
             sla_compliance_1_h().span(6),
@@ -306,6 +307,25 @@ def agent_availability_10_least_available() -> Panel:
             f"bottomk(10, max by (agent) (agent_available{{{INSTANCES}}}))",
             "{{agent}}"))
         .links([detail_link(agents.UID, agents.TITLE)])
+    )
+
+
+def llm_spend() -> Panel:
+    return (
+        stat(
+            "LLM spend",
+            "US dollars the agents spent on LLM calls in the last hour, a day at that pace, and "
+            "the swarm's daily budget (LlmSwarmSpendOverBudget fires when the pace passes it).",
+            llm.USD)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .with_target(query(f"sum(job:agent_llm_cost_usd:increase1h{{{JOBS}}})", "last hour"))
+        .with_target(query(f"sum(job:agent_llm_cost_usd:increase1h{{{JOBS}}}) * 24",
+                           "per day at this pace"))
+        .with_target(query(f"sum(job:agent_llm_swarm_daily_budget_usd:max{{{JOBS}}})",
+                           "daily budget"))
+        .links([detail_link(llm.UID, llm.TITLE)])
     )
 
 

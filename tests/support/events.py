@@ -22,6 +22,8 @@ BAD_EVENTS = [
     ("events:metrics", {"metric_name": "agent_tasks_total", "value": 1}, "metric_name_collision"),
     ("events:metrics", {"metric_name": "ok_metric", "value": 1, "tags": {"bad-label": "x"}}, "bad_label_name"),
     ("events:tasks:updates", b'{"agent":"' + b"x" * 70000 + b'"}', "too_large"),
+    ("events:llm:calls", {"agent": "a", "provider": "openai", "model": "gpt-4o", "operation": "chat",
+                          "duration_seconds": 1, "status": "done"}, "bad_value"),
 ]
 
 
@@ -34,8 +36,11 @@ field_names = st.sampled_from(["agentType", "agentId", "status", "taskCount", "q
                                "available", "agent", "taskId", "duration_seconds", "projectId",
                                "step", "loss", "wer", "success", "cache_hit", "fallback",
                                "relevance_score", "confidence_score", "source", "workflowId",
-                               "stepId", "component", "metric_name", "value", "tags", "timestamp"])
+                               "stepId", "component", "metric_name", "value", "tags", "timestamp",
+                               "provider", "model", "operation", "input_tokens", "output_tokens",
+                               "cached_input_tokens", "time_to_first_token_seconds", "error_type",
+                               "cost_usd"])
 events = st.dictionaries(field_names, json_values, max_size=8)
 channels = st.sampled_from(["events:agents:status", "events:tasks:updates", "events:training:progress",
                             "events:rag:queries", "events:workflows:steps", "events:errors:x",
-                            "events:metrics"])
+                            "events:metrics", "events:llm:calls"])

@@ -22,7 +22,8 @@ class Ingest:
                            config.counter_ttl_seconds)
         ctx = Context(self.store, config.max_label_length, config.series_budgets,
                       config.series_ttls)
-        self.domains = create_domains(ctx, config.metrics, config.max_generic_metrics)
+        self.domains = create_domains(ctx, config.metrics, config.max_generic_metrics,
+                                      llm=config.llm)
         routes = {channel: self.domains[d] for channel, d in config.channels.items()}
         self.dispatcher = Dispatcher(self.store, routes, config.max_event_bytes)
 

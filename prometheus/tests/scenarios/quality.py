@@ -285,6 +285,10 @@ FAULTS = {
     "series_overflow": "series budget overflow",
     "events_lost": "40 events lost",
     "invalid_events": "15 % invalid task events",
+    "llm_agent_spend": "agent a2 makes 6x the LLM calls",
+    "llm_swarm_spend": "every agent makes 3x the LLM calls",
+    "llm_provider_outage": "openai: 25 % of calls 429, 15 % time out",
+    "llm_slow": "anthropic: calls 5x, first tokens 10x slower",
 }
 
 

@@ -91,6 +91,12 @@ DAY_ONE = Timeline(
                  ("TaskSlaComplianceLow", "TaskSlaErrorBudgetBurnFast"), allowed=SLA, tail=90),
         Incident("gpu-starved", "gpu_underutilized", hm("23:00"), 30,
                  ("GpuUnderutilizedWhileTraining",)),
+        Incident("llm-agent-overspend", "llm_agent_spend", hm("04:00"), 60,
+                 ("LlmAgentSpendOverBudget",), allowed=("LlmSwarmSpendOverBudget",)),
+        Incident("llm-provider-outage", "llm_provider_outage", hm("10:00"), 40,
+                 ("LlmProviderErrorRatioHigh", "LlmRateLimited")),
+        Incident("llm-model-slow", "llm_slow", hm("16:00"), 45,
+                 ("LlmLatencyHigh", "LlmTimeToFirstTokenHigh")),
     ),
 )
 
@@ -127,6 +133,8 @@ DAY_TWO = Timeline(
         Incident("training-hung", "training_stalled", hm("09:30"), 40, ("TrainingStalled",)),
         Incident("throughput-collapse", "throughput_collapse", hm("09:30"), 100,
                  ("TaskThroughputLow",), allowed=("TaskThroughputAnomaly",), job="B"),
+        Incident("llm-swarm-overspend", "llm_swarm_spend", hm("10:30"), 60,
+                 ("LlmSwarmSpendOverBudget",), allowed=("LlmAgentSpendOverBudget",)),
     ),
 )
 
@@ -145,6 +153,10 @@ TASK_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 72
 RAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 WORKFLOW_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+LLM_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                        40.96, 81.92)
+LLM_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5,
+                    5.0, 7.5, 10.0)
 
 
 def le(bound: float) -> str:
@@ -286,7 +298,7 @@ class Simulation:
         seed = timeline.seed
         self.rng = {name: random.Random(f"{seed}-{name}") for name in
                     ("agents", "tasks", "training", "rag", "workflows", "gpu", "system",
-                     "exporter")}
+                     "exporter", "llm")}
         # per-domain state
         self.last_seen: dict[tuple[str, str], float] = {}
         self.projects: dict[str, dict] = {
@@ -328,6 +340,37 @@ class Simulation:
                 ex.declare("agent_exporter_events_lost_total", {"source": source[0]})
             for metric in ("agent_tasks_total", "rag_queries_total"):
                 ex.declare("agent_exporter_series_overflow_total", {"metric": metric})
+            self._declare_llm(ex)
+
+    # LLM calls (job A): agents a1-a3 call openai gpt-4o, a4-a6 anthropic claude-sonnet-4, four
+    # calls a minute each at mean load, about 1.1 cents a call: an agent spends 76 % of its
+    # daily budget at the noon peak, the swarm 68 % of its own.
+    LLM_MODELS = {"openai": "gpt-4o", "anthropic": "claude-sonnet-4"}
+    LLM_AGENT_BUDGET_USD = 120.0
+    LLM_SWARM_BUDGET_USD = 800.0
+
+    def _llm_labels(self, agent: str) -> dict[str, str]:
+        provider = "openai" if agent in ("a1", "a2", "a3") else "anthropic"
+        return {"agent": agent, "gen_ai_operation_name": "chat",
+                "gen_ai_provider_name": provider,
+                "gen_ai_request_model": self.LLM_MODELS[provider]}
+
+    def _declare_llm(self, ex: Exporter) -> None:
+        ex.set("agent_llm_swarm_daily_budget_usd", {}, self.LLM_SWARM_BUDGET_USD)
+        for agent in self.AGENTS_A:
+            labels = self._llm_labels(agent)
+            model = {k: v for k, v in labels.items() if k != "gen_ai_operation_name"}
+            ex.set("agent_llm_daily_budget_usd", {"agent": agent}, self.LLM_AGENT_BUDGET_USD)
+            ex.declare("agent_llm_cost_usd_total", model)
+            for outcome in ("ok", "error"):
+                ex.declare("agent_llm_requests_total", {**model, "outcome": outcome})
+            for error in ("429", "timeout"):
+                ex.declare("gen_ai_client_operation_duration_seconds_count",
+                           {**labels, "error_type": error})
+            ex.declare_histogram("gen_ai_client_operation_duration_seconds", labels,
+                                 LLM_DURATION_BUCKETS)
+            ex.declare_histogram("gen_ai_server_time_to_first_token_seconds", labels,
+                                 LLM_TTFT_BUCKETS)
 
     SOURCES = (("events:tasks:updates", "tasks"), ("events:agents:status", "agents"),
                ("events:training:progress", "training"), ("events:rag:queries", "rag"),
@@ -356,6 +399,7 @@ class Simulation:
                     self.training(minute, ex, act, events)
                     self.rag(minute, ex, act, events)
                     self.workflows(minute, ex, act, events)
+                    self.llm(minute, ex, act, events)
                     self.gpu(minute, ex, act)
                     self.system(minute, ex, act)
                     self.exporter_health(minute, ex, act, events)
@@ -538,6 +582,43 @@ class Simulation:
                              for _ in range(runs)], WORKFLOW_BUCKETS)
             ex.inc("agent_exporter_events_total",
                    {"source": "events:workflows:steps", "type": "workflows"}, runs)
+
+    # ---- llm ---------------------------------------------------------------------------
+    def llm(self, minute: int, ex: Exporter, act: dict, events: bool) -> None:
+        if not events:
+            return
+        rng, load = self.rng["llm"], daily_load(minute)
+        for agent in self.AGENTS_A:
+            labels = self._llm_labels(agent)
+            provider = labels["gen_ai_provider_name"]
+            model = {k: v for k, v in labels.items() if k != "gen_ai_operation_name"}
+            rate = 4.0 * load
+            if "llm_swarm_spend" in act or ("llm_agent_spend" in act and agent == "a2"):
+                rate *= 3 if "llm_swarm_spend" in act else 6
+            outage = "llm_provider_outage" in act and provider == "openai"
+            slow = "llm_slow" in act and provider == "anthropic"
+            p_limited, p_timeout = (0.25, 0.15) if outage else (0.003, 0.01)
+            duration_median, first_token_median = (30.0, 5.0) if slow else (6.0, 0.5)
+            cost, durations, first_tokens, errors = 0.0, [], [], {"429": 0, "timeout": 0}
+            for _ in range(poisson(rng, rate)):
+                u = rng.random()
+                if u < p_limited + p_timeout:
+                    errors["429" if u < p_limited else "timeout"] += 1
+                    continue
+                cost += rng.lognormvariate(math.log(0.01), 0.5)
+                durations.append(round(rng.lognormvariate(math.log(duration_median), 0.5), 3))
+                first_tokens.append(round(rng.lognormvariate(math.log(first_token_median), 0.5),
+                                          4))
+            ex.inc("agent_llm_cost_usd_total", model, round(cost, 6))
+            ex.inc("agent_llm_requests_total", {**model, "outcome": "ok"}, len(durations))
+            ex.inc("agent_llm_requests_total", {**model, "outcome": "error"}, sum(errors.values()))
+            for error, count in errors.items():
+                ex.inc("gen_ai_client_operation_duration_seconds_count",
+                       {**labels, "error_type": error}, count)
+            ex.observe_many("gen_ai_client_operation_duration_seconds", labels, durations,
+                            LLM_DURATION_BUCKETS)
+            ex.observe_many("gen_ai_server_time_to_first_token_seconds", labels, first_tokens,
+                            LLM_TTFT_BUCKETS)
 
     # ---- gpu ---------------------------------------------------------------------------
     def gpu(self, minute: int, ex: Exporter, act: dict) -> None:
