@@ -21,6 +21,7 @@ import orjson
 import redis
 
 from . import contract
+from .redis_client import connect
 
 
 class Publisher:
@@ -30,7 +31,7 @@ class Publisher:
         if transport not in contract.TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(contract.TRANSPORTS)}, "
                              f"not {transport!r}")
-        self.redis = redis.Redis.from_url(client) if isinstance(client, str) else client
+        self.redis = connect(client) if isinstance(client, str) else client
         self.transport = transport
         self.publisher_id = publisher_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.stream_maxlen = stream_maxlen

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import redis
 
 from ..publisher import Publisher
+from ..redis_client import redacted
 from .engine import Sim
 from .incidents import INCIDENT_NAMES, INCIDENTS, schedule
 from .world import (
@@ -106,13 +107,13 @@ def run(redis_url: str, options: Options) -> int:
     pub = Publisher(redis_url, transport=options.transport)
     log.info("demo: %d agents, %s events/s, seed %s, speed %sx, incidents: %s, to %s",
              options.agents, options.rate, options.seed, options.speed,
-             ", ".join(options.incidents) or "none", redis_url)
+             ", ".join(options.incidents) or "none", redacted(redis_url))
     while not stop.is_set():  # the initial state goes out in one go: wait for Redis first
         try:
             pub.redis.ping()
             break
         except redis.RedisError as exc:
-            log.warning("demo: waiting for Redis at %s: %s", redis_url, exc)
+            log.warning("demo: waiting for Redis at %s: %s", redacted(redis_url), exc)
             stop.wait(1.0)
     world = build(pub, options)
     world.sim.run(None if options.duration is None else options.duration * options.speed, stop)
