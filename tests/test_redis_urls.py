@@ -120,3 +120,11 @@ def test_tls_files_must_be_readable_at_start_up(tmp_path: Path):
         load(None, env={"REDIS_URL": url})
     assert load(None, env={"REDIS_URL": f"rediss://h/0?ssl_ca_certs={ca}"}).redis_url
 
+
+def test_the_streams_replica_wait_is_a_setting_and_zero_turns_it_off(tmp_path: Path):
+    path = tmp_path / "c.yml"
+    path.write_text("streams:\n  replica_wait_seconds: 0\n")
+    assert load(str(path), env={}).streams.replica_wait_seconds == 0
+    path.write_text("streams:\n  replica_wait_seconds: -1\n")
+    with pytest.raises(ConfigError, match="streams.replica_wait_seconds"):
+        load(str(path), env={})
