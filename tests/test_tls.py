@@ -1,0 +1,54 @@
+"""Redis over TLS: a real redis-server with only a TLS port that wants a client certificate;
+the exporter reads stream events and runs its key checks through `rediss://`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from exporter.publisher import Publisher
+from tests.support.procs import value, wait_until
+from tests.support.tls import TlsRedisServer, make_certificates
+
+pytestmark = pytest.mark.integration
+
+CONFIG = """
+source: streams
+streams:
+  checkpoint_seconds: 0.2
+  block_ms: 100
+key_checks:
+  - key: queue:jobs
+    type: list
+    metric: jobs_waiting
+    help: Jobs waiting.
+"""
+
+
+def test_the_exporter_reads_events_and_keys_over_tls_with_a_client_certificate(
+        tmp_path: Path, start_exporter) -> None:
+    certificates = make_certificates(tmp_path / "tls")
+    server = TlsRedisServer(tmp_path / "redis", certificates).start()
+    try:
+        without_certificate = redis.Redis.from_url(
+            f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={certificates.ca}")
+        with pytest.raises(redis.ConnectionError):  # the server insists on a client certificate
+            without_certificate.ping()
+
+        exporter = start_exporter(server.url, "--no-collector.host", "--no-collector.gpu",
+                                  config=CONFIG)
+        server.client().rpush("queue:jobs", "a", "b", "c")
+        publisher = Publisher(server.url, transport="streams")
+        for i in range(50):
+            publisher.task_update(f"t{i}", "agent-tls", "done", 2.0)
+        wait_until(lambda: value(exporter.samples(), "agent_tasks_total", agent="agent-tls",
+                                 status="done") == 50, timeout=20, message="events over TLS")
+        s = exporter.samples()
+        assert value(s, "jobs_waiting") == 3
+        assert value(s, "agent_exporter_redis_up") == 1
+        assert value(s, "agent_exporter_collector_success", collector="redis_state") == 1
+        wait_until(lambda: value(exporter.samples(), "agent_exporter_stream_pending_entries",
+                                 stream="events:tasks:updates") == 0, message="acknowledged")
+    finally:
+        server.stop()
