@@ -30,6 +30,7 @@ from .domains.generic import GenericRecords
 from .redis_client import redacted
 from .server import Server
 from .sources import RedisHealth, RedisSource
+from .sources.peers import warn_if_shared
 from .sources.pubsub import PubSubSource
 from .sources.streams import StreamsSource
 from .store import Store
@@ -150,6 +151,9 @@ class Exporter:
                                       daemon=True)
             thread.start()
             self._threads.append(thread)
+            if isinstance(source, PubSubSource):  # HA pair or a mistake: say which is which
+                threading.Thread(target=warn_if_shared, args=(source, self.config.redis_url,
+                                 self.stop), name="pubsub-peers", daemon=True).start()
         log.info("agent-exporter %s listening on %s, reading %s from %s", __version__,
                  self.config.listen, self.config.source, redacted(self.config.redis_url))
 
