@@ -20,12 +20,11 @@ import redis
 
 from exporter.publisher import Publisher
 from exporter.redis_client import client as redis_client
-from tests.support.procs import Exporter, value, wait_until
+from tests.support.procs import NO_COLLECTORS, Exporter, value, wait_until
 from tests.support.sentinel import PASSWORD, SENTINEL_PASSWORD, SentinelSet
 
 pytestmark = pytest.mark.integration
 
-NO_COLLECTORS = ("--no-collector.host", "--no-collector.gpu", "--no-collector.redis_state")
 STREAM, GROUP = "events:tasks:updates", "agent-exporter"
 STREAMS = """
 source: streams

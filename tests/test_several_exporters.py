@@ -19,12 +19,11 @@ import redis
 
 from exporter import contract
 from exporter.publisher import Publisher
-from tests.support.procs import Exporter, wait_until
+from tests.support.procs import NO_COLLECTORS, Exporter, wait_until
 from tests.support.prometheus import Prometheus
 
 pytestmark = pytest.mark.integration
 
-NO_COLLECTORS = ("--no-collector.host", "--no-collector.gpu", "--no-collector.redis_state")
 CONFIG = """
 source: streams
 streams:
