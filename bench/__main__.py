@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from . import checkpoint, dashboards, ingest, latency, render, resources
+from . import checkpoint, dashboards, group, ingest, latency, render, replication, resources
 from .common import RESULTS, Result, environment, fmt, table
 
 BENCHMARKS: dict[str, Callable[[Path, bool], Result]] = {
@@ -23,6 +23,8 @@ BENCHMARKS: dict[str, Callable[[Path, bool], Result]] = {
     "resources": resources.run,
     "dashboards": dashboards.run,
     "checkpoint": checkpoint.run,
+    "replication": replication.run,
+    "group": group.run,
 }
 
 
