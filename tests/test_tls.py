@@ -15,9 +15,6 @@ pytestmark = pytest.mark.integration
 
 CONFIG = """
 source: streams
-streams:
-  checkpoint_seconds: 0.2
-  block_ms: 100
 key_checks:
   - key: queue:jobs
     type: list
@@ -49,6 +46,7 @@ def test_the_exporter_reads_events_and_keys_over_tls_with_a_client_certificate(
         assert value(s, "agent_exporter_redis_up") == 1
         assert value(s, "agent_exporter_collector_success", collector="redis_state") == 1
         wait_until(lambda: value(exporter.samples(), "agent_exporter_stream_pending_entries",
-                                 stream="events:tasks:updates") == 0, message="acknowledged")
+                                 stream="events:tasks:updates") == 0, timeout=20,
+                   message="acknowledged by a checkpoint")
     finally:
         server.stop()
