@@ -1,5 +1,6 @@
-"""Redis over TLS: a real redis-server with only a TLS port that wants a client certificate;
-the exporter reads stream events and runs its key checks through `rediss://`."""
+"""Redis over TLS: real servers with only a TLS port that want a client certificate. The
+exporter reads stream events and runs its key checks through `rediss://`, and follows a
+failover of TLS-only Sentinels through `rediss+sentinel://`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,8 @@ import pytest
 import redis
 
 from exporter.publisher import Publisher
-from tests.support.procs import value, wait_until
+from tests.support.procs import NO_COLLECTORS, value, wait_until
+from tests.support.sentinel import SentinelSet
 from tests.support.tls import TlsRedisServer, make_certificates
 
 pytestmark = pytest.mark.integration
@@ -50,3 +52,31 @@ def test_the_exporter_reads_events_and_keys_over_tls_with_a_client_certificate(
                    message="acknowledged by a checkpoint")
     finally:
         server.stop()
+
+
+def test_the_exporter_follows_a_failover_of_tls_sentinels(tmp_path: Path, start_exporter) -> None:
+    sentinels = SentinelSet(tmp_path / "redis", make_certificates(tmp_path / "tls")).start()
+    try:
+        exporter = start_exporter(sentinels.url, *NO_COLLECTORS, config="source: streams\n")
+        publisher = Publisher(sentinels.url, transport="streams")
+
+        def tasks() -> float | None:
+            return value(exporter.samples(), "agent_tasks_total", agent="a", status="done")
+
+        for i in range(100):
+            publisher.task_update(f"t{i}", "a", "done")
+        wait_until(lambda: tasks() == 100, timeout=20, message="events before the failover")
+        assert sentinels.master.client().wait(1, 5000) == 1  # the replica has them
+        sentinels.fail_master()
+        wait_until(lambda: publisher.task_update("first", "a", "done") is None, timeout=30,
+                   message="the publisher on the new master")
+        for i in range(99):
+            publisher.task_update(f"u{i}", "a", "done")
+        wait_until(lambda: tasks() == 200, timeout=30, message="events after it, on the new master")
+        wait_until(lambda: value(exporter.samples(), "agent_exporter_stream_pending_entries",
+                                 stream="events:tasks:updates") == 0, timeout=20,
+                   message="all acknowledged on the new master")
+        assert tasks() == 200
+        assert value(exporter.samples(), "agent_exporter_redis_reconnects_total") >= 1
+    finally:
+        sentinels.stop()

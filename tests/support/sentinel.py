@@ -1,15 +1,17 @@
 """Redis that survives a node, for the tests: a master, a replica and three real Sentinels
-(`redis-sentinel`) on loopback, every one with a password, timers shortened so that a failover
-takes seconds."""
+(`redis-sentinel`) on loopback, every one with a password (and, given certificates, TLS only),
+timers shortened so that a failover takes seconds."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import redis
 
 from tests.support.procs import Proc, RedisServer, free_port, require_binary, wait_until
+from tests.support.tls import Certificates, TlsRedisServer, client_options, server_settings
 
 SERVICE = "swarm"
 PASSWORD = "data-secret"  # the Redis servers'
@@ -19,35 +21,49 @@ SENTINEL_PASSWORD = "sentinel-secret"  # the Sentinels' own
 class SentinelSet:
     """Started by `start()`, ready once every Sentinel knows the replica and the other two."""
 
-    def __init__(self, workdir: Path, down_after_ms: int = 1000,
-                 failover_timeout_ms: int = 5000) -> None:
+    def __init__(self, workdir: Path, certificates: Certificates | None = None,
+                 down_after_ms: int = 1000, failover_timeout_ms: int = 5000) -> None:
         self.workdir = workdir
+        self.certificates = certificates
         self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
         self.binary = require_binary("redis-sentinel")
         auth = ["--requirepass", PASSWORD, "--masterauth", PASSWORD]
-        self.master = RedisServer(workdir / "master", auth)
-        self.replica = RedisServer(workdir / "replica", [*auth, "--replicaof", "127.0.0.1",
-                                                         str(self.master.port)])
+        self.master = self._server(workdir / "master", auth)
+        self.replica = self._server(workdir / "replica", [*auth, "--replicaof", "127.0.0.1",
+                                                          str(self.master.port)])
         for server in (self.master, self.replica):
-            server.url = f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0"
+            server.url = server.url.replace("://", f"://:{PASSWORD}@", 1)
         self.ports = [free_port() for _ in range(3)]
         self.sentinels: list[Proc] = []
         self._clients: dict[int, redis.Redis] = {}
+
+    def _server(self, workdir: Path, extra: list[str]) -> RedisServer:
+        if self.certificates is None:
+            return RedisServer(workdir, extra)
+        return TlsRedisServer(workdir, self.certificates, extra)
+
+    def _tls(self) -> dict[str, str]:
+        return {} if self.certificates is None else client_options(self.certificates)
 
     @property
     def url(self) -> str:
         """The exporter's URL for the service: both passwords, every Sentinel."""
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports)
-        return (f"redis+sentinel://:{PASSWORD}@{hosts}/{SERVICE}/0"
-                f"?sentinel_password={SENTINEL_PASSWORD}")
+        scheme = "redis+sentinel" if self.certificates is None else "rediss+sentinel"
+        options = urlencode({"sentinel_password": SENTINEL_PASSWORD, **self._tls()})
+        return f"{scheme}://:{PASSWORD}@{hosts}/{SERVICE}/0?{options}"
 
     def start(self) -> SentinelSet:
         self.master.start()
         self.replica.start()
         for port in self.ports:
             config = self.workdir / f"sentinel-{port}.conf"  # Sentinel rewrites its own file
+            listen = (f"port {port}\n" if self.certificates is None else
+                      f"port 0\ntls-port {port}\n" + "".join(
+                          f"{name} {setting}\n"
+                          for name, setting in server_settings(self.certificates).items()))
             config.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {self.workdir}\n"
+                f"{listen}bind 127.0.0.1\ndir {self.workdir}\n"
                 f"requirepass {SENTINEL_PASSWORD}\n"
                 f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 2\n"
                 f"sentinel auth-pass {SERVICE} {PASSWORD}\n"
@@ -61,8 +77,10 @@ class SentinelSet:
 
     def sentinel(self, port: int) -> redis.Redis:
         if port not in self._clients:
-            self._clients[port] = redis.Redis(port=port, password=SENTINEL_PASSWORD,
-                                              socket_timeout=2)
+            scheme = "redis" if self.certificates is None else "rediss"
+            self._clients[port] = redis.Redis.from_url(
+                f"{scheme}://:{SENTINEL_PASSWORD}@127.0.0.1:{port}/0?{urlencode(self._tls())}",
+                socket_timeout=2)
         return self._clients[port]
 
     def master_port(self) -> int | None:
