@@ -44,7 +44,7 @@ def _redis_url(value: str, key: str, origin: str) -> str:
     try:
         target = redis_client.parse(value)
     except ValueError as exc:
-        raise ConfigError(key, f"{exc} (in {redis_client.redacted(value)!r})", origin) from None
+        raise ConfigError(key, f"{exc} in {redis_client.redacted(value)!r}", origin) from None
     for option in redis_client.TLS_FILES:
         path = target.options.get(option)
         if path is not None and not os.access(path, os.R_OK):

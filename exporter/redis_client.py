@@ -57,15 +57,15 @@ def parse(url: str) -> Target:
     except ValueError as exc:
         raise ValueError(f"not a Redis URL ({exc})") from None
     if parts.scheme not in SCHEMES:
-        raise ValueError(f"not a Redis URL: scheme {parts.scheme or '(none)'!r}, expected one of "
-                         + ", ".join(s + "://" for s in SCHEMES))
+        raise ValueError(f"not a Redis URL (scheme {parts.scheme or '(none)'!r}, expected "
+                         + ", ".join(s + "://" for s in SCHEMES[:-1]) + f" or {SCHEMES[-1]}://)")
     tls = parts.scheme.startswith("rediss")
     options = _options(parts.query, parts.scheme, tls)
     sentinel_options = {name[len("sentinel_"):]: options.pop(name)
                         for name in SENTINEL_OPTIONS if name in options}
     if parts.scheme not in SENTINEL_SCHEMES:
         if parts.scheme == "unix" and not parts.path:
-            raise ValueError("a unix:// URL needs the socket's path")
+            raise ValueError("no socket path")
         if parts.scheme != "unix" and not _address(parts.netloc.rpartition("@")[2], 6379):
             raise ValueError("no host")
         db = "?" + urlencode({"db": options.pop("db")}) if "db" in options else ""
@@ -99,8 +99,8 @@ def _options(query: str, scheme: str, tls: bool) -> dict[str, Any]:
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name not in allowed:
             hint = " (TLS options need rediss://)" if name in TLS_OPTIONS else ""
-            raise ValueError(f"unknown option {name!r}{hint}; {scheme}:// takes "
-                             + ", ".join(allowed))
+            raise ValueError(f"unknown option {name!r}" + (hint or f" ({scheme}:// takes "
+                                                            + ", ".join(allowed) + ")"))
         if name == "db":
             options[name] = _db(value)
         elif name == "ssl_cert_reqs" and value not in CERT_REQS:
@@ -110,7 +110,7 @@ def _options(query: str, scheme: str, tls: bool) -> dict[str, Any]:
                 raise ValueError("ssl_check_hostname must be true or false")
             options[name] = BOOLEANS[value.lower()]
         elif not value:
-            raise ValueError(f"option {name} is empty")
+            raise ValueError(f"empty option {name}")
         else:
             options[name] = value
     return options
@@ -120,9 +120,12 @@ def _address(text: str, default_port: int) -> tuple[str, int] | None:
     """(host, port) of `host[:port]` (an IPv6 host in brackets); None without a host."""
     try:
         parts = urlsplit("//" + text)
+    except ValueError:
+        raise ValueError(f"bad host {text!r}") from None
+    try:
         port = parts.port
     except ValueError:
-        raise ValueError(f"bad host:port {text!r}") from None
+        raise ValueError("bad port") from None
     return (parts.hostname, port or default_port) if parts.hostname else None
 
 

@@ -2,6 +2,9 @@
 what start-up refuses, and that no password of any of them reaches a log line."""
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ from redis.sentinel import SentinelConnectionPool, SentinelManagedSSLConnection
 
 from exporter.config import ConfigError, load
 from exporter.redis_client import client, connect, parse, redacted
+from tests.support.procs import REPO
 
 SENTINELS = "redis+sentinel://:data%40pw@10.0.0.1,10.0.0.2:26380,[fd00::3]:5000/swarm/2"
 
@@ -67,24 +71,25 @@ def test_plain_urls_keep_their_db(url, db):
 
 
 @pytest.mark.parametrize("url, problem", [
-    ("mysql://h/0", "scheme 'mysql'"),
-    ("redis://h:99999/0", "bad host:port"),
+    ("mysql://h/0", "not a Redis URL (scheme 'mysql'"),
+    ("redis://h:99999/0", "bad port"),
     ("redis://:pw@/0", "no host"),
-    ("unix://", "socket's path"),
-    ("redis://h/0?socket_timeout=1", "unknown option 'socket_timeout'"),
-    ("redis://h/0?ssl_ca_certs=/ca.pem", "TLS options need rediss://"),
+    ("unix://", "no socket path"),
+    ("redis://h/0?socket_timeout=1", "unknown option 'socket_timeout' (redis:// takes db)"),
+    ("redis://h/0?ssl_ca_certs=/ca.pem", "unknown option 'ssl_ca_certs' (TLS options need rediss://)"),
     ("redis://h/0?sentinel_password=x", "unknown option 'sentinel_password'"),
     ("rediss://h/0?ssl_cert_reqs=maybe", "ssl_cert_reqs must be one of none, optional, required"),
     ("rediss://h/0?ssl_check_hostname=perhaps", "ssl_check_hostname must be true or false"),
-    ("rediss://h/0?ssl_ca_certs=", "option ssl_ca_certs is empty"),
+    ("rediss://h/0?ssl_ca_certs=", "empty option ssl_ca_certs"),
     ("redis+sentinel://h1:1,h2:2", "expected /service or /service/db"),
     ("redis+sentinel://h1:1,,h2/swarm", "host:port[,host:port…] of the Sentinels"),
-    ("redis+sentinel://h1:x/swarm", "bad host:port"),
+    ("redis+sentinel://h1:x/swarm", "bad port"),
+    ("redis+sentinel://[::1]:1,[::2:2/swarm", "bad host '[::2:2'"),
     ("redis+sentinel://h1/swarm/zero", "db must be a number"),
     ("redis+sentinel://h1/swarm/0/extra", "expected /service or /service/db"),
 ])
 def test_a_bad_url_is_refused_saying_why(url, problem):
-    with pytest.raises(ValueError, match=problem.replace("[", r"\[").replace("(", r"\(")):
+    with pytest.raises(ValueError, match=re.escape(problem)):
         parse(url)
 
 
@@ -109,7 +114,18 @@ def test_a_bad_redis_url_stops_start_up_naming_the_key_without_the_password(tmp_
         load(str(path), env={})
     message = str(caught.value)
     assert "redis_url: unknown option 'retry'" in message and str(path) in message
+    assert "in 'redis+sentinel://:***@h1/swarm?sentinel_password=***&retry=9'" in message
     assert "hunter2" not in message and "sentinel_password=***" in message
+
+
+@pytest.mark.integration
+def test_the_cli_exits_2_on_a_bad_redis_url():
+    result = subprocess.run([sys.executable, "-m", "exporter", "--redis-url",
+                             "rediss+sentinel://:hunter2@h1,h2/swarm?ssl_cert_reqs=sometimes"],
+                            capture_output=True, text=True, timeout=60, cwd=REPO, check=False)
+    assert result.returncode == 2
+    assert "flag --redis-url: redis_url: ssl_cert_reqs must be one of" in result.stderr
+    assert "hunter2" not in result.stderr
 
 
 def test_tls_files_must_be_readable_at_start_up(tmp_path: Path):
