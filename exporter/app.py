@@ -147,13 +147,13 @@ class Exporter:
         self.server.mount("/alertmanager", self.bridge.handle, self.bridge.max_body_bytes)
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         for source in self.sources:
+            if isinstance(source, PubSubSource):  # HA pair or a mistake: say which is which
+                threading.Thread(target=warn_if_shared, args=(source, self.config.redis_url,
+                                 self.stop), name="pubsub-peers", daemon=True).start()
             thread = threading.Thread(target=source.run, args=(self.stop,), name=source.name,
                                       daemon=True)
             thread.start()
             self._threads.append(thread)
-            if isinstance(source, PubSubSource):  # HA pair or a mistake: say which is which
-                threading.Thread(target=warn_if_shared, args=(source, self.config.redis_url,
-                                 self.stop), name="pubsub-peers", daemon=True).start()
         log.info("agent-exporter %s listening on %s, reading %s from %s", __version__,
                  self.config.listen, self.config.source, redacted(self.config.redis_url))
 
