@@ -10,8 +10,8 @@ import redis
 
 from exporter.publisher import Publisher
 from tests.support.procs import NO_COLLECTORS, value, wait_until
+from tests.support.redis_tls import RedisTls, TlsRedisServer
 from tests.support.sentinel import SentinelSet
-from tests.support.tls import TlsRedisServer, make_certificates
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +27,11 @@ key_checks:
 
 def test_the_exporter_reads_events_and_keys_over_tls_with_a_client_certificate(
         tmp_path: Path, start_exporter) -> None:
-    certificates = make_certificates(tmp_path / "tls")
-    server = TlsRedisServer(tmp_path / "redis", certificates).start()
+    tls = RedisTls.make(tmp_path / "tls")
+    server = TlsRedisServer(tmp_path / "redis", tls).start()
     try:
         without_certificate = redis.Redis.from_url(
-            f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={certificates.ca}")
+            f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={tls.ca}")
         with pytest.raises(redis.ConnectionError):  # the server insists on a client certificate
             without_certificate.ping()
 
@@ -55,7 +55,7 @@ def test_the_exporter_reads_events_and_keys_over_tls_with_a_client_certificate(
 
 
 def test_the_exporter_follows_a_failover_of_tls_sentinels(tmp_path: Path, start_exporter) -> None:
-    sentinels = SentinelSet(tmp_path / "redis", make_certificates(tmp_path / "tls")).start()
+    sentinels = SentinelSet(tmp_path / "redis", RedisTls.make(tmp_path / "tls")).start()
     try:
         exporter = start_exporter(sentinels.url, *NO_COLLECTORS, config="source: streams\n")
         publisher = Publisher(sentinels.url, transport="streams")

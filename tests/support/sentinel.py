@@ -1,5 +1,5 @@
 """Redis that survives a node, for the tests: a master, a replica and three real Sentinels
-(`redis-sentinel`) on loopback, every one with a password (and, given certificates, TLS only),
+(`redis-sentinel`) on loopback, every one with a password (and, given `tls`, TLS only),
 timers shortened so that a failover takes seconds."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import redis
 
 from tests.support.procs import Proc, RedisServer, free_port, require_binary, wait_until
-from tests.support.tls import Certificates, TlsRedisServer, client_options, server_settings
+from tests.support.redis_tls import RedisTls, TlsRedisServer
 
 SERVICE = "swarm"
 PASSWORD = "data-secret"  # the Redis servers'
@@ -21,10 +21,10 @@ SENTINEL_PASSWORD = "sentinel-secret"  # the Sentinels' own
 class SentinelSet:
     """Started by `start()`, ready once every Sentinel knows the replica and the other two."""
 
-    def __init__(self, workdir: Path, certificates: Certificates | None = None,
+    def __init__(self, workdir: Path, tls: RedisTls | None = None,
                  down_after_ms: int = 1000, failover_timeout_ms: int = 5000) -> None:
         self.workdir = workdir
-        self.certificates = certificates
+        self.tls = tls
         self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
         self.binary = require_binary("redis-sentinel")
         auth = ["--requirepass", PASSWORD, "--masterauth", PASSWORD]
@@ -38,18 +38,18 @@ class SentinelSet:
         self._clients: dict[int, redis.Redis] = {}
 
     def _server(self, workdir: Path, extra: list[str]) -> RedisServer:
-        if self.certificates is None:
+        if self.tls is None:
             return RedisServer(workdir, extra)
-        return TlsRedisServer(workdir, self.certificates, extra)
+        return TlsRedisServer(workdir, self.tls, extra)
 
     def _tls(self) -> dict[str, str]:
-        return {} if self.certificates is None else client_options(self.certificates)
+        return {} if self.tls is None else self.tls.client_options()
 
     @property
     def url(self) -> str:
         """The exporter's URL for the service: both passwords, every Sentinel."""
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports)
-        scheme = "redis+sentinel" if self.certificates is None else "rediss+sentinel"
+        scheme = "redis+sentinel" if self.tls is None else "rediss+sentinel"
         options = urlencode({"sentinel_password": SENTINEL_PASSWORD, **self._tls()})
         return f"{scheme}://:{PASSWORD}@{hosts}/{SERVICE}/0?{options}"
 
@@ -58,10 +58,10 @@ class SentinelSet:
         self.replica.start()
         for port in self.ports:
             config = self.workdir / f"sentinel-{port}.conf"  # Sentinel rewrites its own file
-            listen = (f"port {port}\n" if self.certificates is None else
+            listen = (f"port {port}\n" if self.tls is None else
                       f"port 0\ntls-port {port}\n" + "".join(
                           f"{name} {setting}\n"
-                          for name, setting in server_settings(self.certificates).items()))
+                          for name, setting in self.tls.server_settings().items()))
             config.write_text(
                 f"{listen}bind 127.0.0.1\ndir {self.workdir}\n"
                 f"requirepass {SENTINEL_PASSWORD}\n"
@@ -77,7 +77,7 @@ class SentinelSet:
 
     def sentinel(self, port: int) -> redis.Redis:
         if port not in self._clients:
-            scheme = "redis" if self.certificates is None else "rediss"
+            scheme = "redis" if self.tls is None else "rediss"
             self._clients[port] = redis.Redis.from_url(
                 f"{scheme}://:{SENTINEL_PASSWORD}@127.0.0.1:{port}/0?{urlencode(self._tls())}",
                 socket_timeout=2)
