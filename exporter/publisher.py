@@ -6,7 +6,8 @@
 
 Every event gets a timestamp (for the ingest-lag metric) and, over pub/sub, a per-channel
 sequence number (`_pub`, `_seq`) from which the exporter counts lost events. `transport` picks
-PUBLISH, XADD (to a stream of the channel's name, field `data`) or both.
+PUBLISH, XADD (to a stream of the channel's name, field `data`) or both. The URL may take any
+form the exporter takes (rediss://, redis+sentinel://, …: exporter/redis_client.py).
 """
 from __future__ import annotations
 

@@ -46,8 +46,8 @@ class Target:
     server_url: str = ""  # redis://, rediss:// or unix:// with no option but db
     sentinels: tuple[tuple[str, int], ...] = ()
     service: str = ""
-    options: dict[str, Any] = field(default_factory=dict)  # for the connections to the data
-    sentinel_options: dict[str, Any] = field(default_factory=dict)  # for those to the Sentinels
+    options: dict[str, Any] = field(default_factory=dict)  # connecting to the Redis servers
+    sentinel_options: dict[str, Any] = field(default_factory=dict)  # connecting to the Sentinels
 
 
 def parse(url: str) -> Target:
