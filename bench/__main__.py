@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from . import checkpoint, dashboards, domains, ingest, latency, render, resources
+from . import checkpoint, dashboards, domains, group, ingest, latency, render, replication, resources
 from .common import RESULTS, Result, environment, fmt, table
 
 BENCHMARKS: dict[str, Callable[[Path, bool], Result]] = {
@@ -24,6 +24,8 @@ BENCHMARKS: dict[str, Callable[[Path, bool], Result]] = {
     "dashboards": dashboards.run,
     "checkpoint": checkpoint.run,
     "domains": domains.run,
+    "replication": replication.run,
+    "group": group.run,
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -59,6 +60,22 @@ def burst(port: int, blob: bytes) -> float:
     return start
 
 
+def poll_until(n: int, start: float, read: Callable[[], tuple[float, float]],
+               cpu: float = 0.0) -> list[tuple[float, float, float]]:
+    """Polls (time, count, CPU seconds) every POLL_SECONDS from `start` until `read` (count,
+    CPU seconds) counts n events."""
+    polls = [(start, 0.0, cpu)]
+    deadline = time.time() + 180
+    while polls[-1][1] < n:
+        if time.time() > deadline:
+            raise RuntimeError(f"{polls[-1][1]:.0f} of {n} events applied")
+        time.sleep(POLL_SECONDS)
+        before = time.time()
+        count, cpu = read()
+        polls.append(((before + time.time()) / 2, count, cpu))
+    return polls
+
+
 def exporter_rate(workdir: Path, transport: str, blob: bytes, n: int) -> tuple[float, float]:
     """Events/s, and the exporter's CPU share of one core while it was still applying."""
     redis = start_redis(workdir / f"redis-{transport}-exporter")
@@ -68,15 +85,8 @@ def exporter_rate(workdir: Path, transport: str, blob: bytes, n: int) -> tuple[f
     try:
         cpu = cpu_seconds()
         start = burst(redis.port, blob)
-        polls = [(start, 0.0, cpu)]
-        deadline = time.time() + 120
-        while polls[-1][1] < n:
-            if time.time() > deadline:
-                raise RuntimeError(f"exporter applied {polls[-1][1]:.0f} of {n} events")
-            time.sleep(POLL_SECONDS)
-            before = time.time()
-            count = events_total(scrape(exporter.url))
-            polls.append(((before + time.time()) / 2, count, cpu_seconds()))
+        polls = poll_until(n, start, lambda: (events_total(scrape(exporter.url)), cpu_seconds()),
+                           cpu)
         last = polls[-2]  # the last poll with events still to apply
         busy = (last[2] - cpu) / (last[0] - start) if last[0] > start else 0.0
         return n / (crossing(polls, n) - start), 100 * busy

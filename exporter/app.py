@@ -29,9 +29,10 @@ from .domains import Context, create_domains
 from .domains.generic import GenericRecords
 from .domains.llm import LlmCalls
 from .http_connections import HttpStats
-from .redact import redact
+from .redact import redacted_url
 from .server import PostRoute, Server
 from .sources import RedisHealth, RedisSource
+from .sources.peers import warn_if_shared
 from .sources.pubsub import PubSubSource
 from .sources.streams import StreamsSource
 from .store import Store
@@ -151,13 +152,16 @@ class Exporter:
         self._mount_bridge()
         self.server.start()
         for source in self.sources:
+            if isinstance(source, PubSubSource):  # HA pair or a mistake: say which is which
+                threading.Thread(target=warn_if_shared, args=(source, self.config.redis_url,
+                                 self.stop), name="pubsub-peers", daemon=True).start()
             thread = threading.Thread(target=source.run, args=(self.stop,), name=source.name,
                                       daemon=True)
             thread.start()
             self._threads.append(thread)
         log.info("agent-exporter %s listening on %s (%s), reading %s from %s", __version__,
                  self.config.listen, "https" if web and web.current().tls else "http",
-                 self.config.source, redact(self.config.redis_url))
+                 self.config.source, redacted_url(self.config.redis_url))
 
     def _mount_bridge(self) -> None:
         """POST /alertmanager; off (404 with the reason, logged now) where nothing would

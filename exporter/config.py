@@ -12,10 +12,10 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import urlparse
 
 import yaml
 
+from . import redis_client
 from .alert_bridge import BridgeSettings, parse_alert_bridge
 from .collectors import COLLECTORS
 from .collectors.key_checks import DEFAULT_KEY_CHECKS, KeyCheck, parse_key_checks
@@ -23,6 +23,7 @@ from .contract import DEFAULT_CHANNELS, LOG_LEVELS, TRANSPORTS, parse_channels
 from .domains.llm_settings import LlmSettings, parse_llm
 from .domains.mappings import Mapping as RecordMapping
 from .domains.mappings import parse_mappings
+from .redact import redacted_url
 from .sources.streams import StreamsSettings, parse_streams
 from .validation import (
     ConfigError,
@@ -42,13 +43,15 @@ __all__ = ["Config", "ConfigError", "load"]
 
 
 def _redis_url(value: str, key: str, origin: str) -> str:
-    parsed = urlparse(value)
-    if parsed.scheme not in ("redis", "rediss", "unix") or not (parsed.hostname or parsed.path):
-        raise ConfigError(key, f"not a Redis URL (redis://host:port/db): {value!r}", origin)
+    """A URL `redis_client` understands, whose TLS files can be read; errors show it redacted."""
     try:
-        parsed.port  # noqa: B018 — raises on a bad port
-    except ValueError:
-        raise ConfigError(key, f"bad port in {value!r}", origin) from None
+        target = redis_client.parse(value)
+    except ValueError as exc:
+        raise ConfigError(key, f"{exc} in {redacted_url(value)!r}", origin) from None
+    for option in redis_client.TLS_FILES:
+        path = target.options.get(option)
+        if path is not None and not os.access(path, os.R_OK):
+            raise ConfigError(key, f"{option}: cannot read {path}", origin)
     return value
 
 

@@ -6,7 +6,8 @@
 
 Every event gets a timestamp (for the ingest-lag metric) and, over pub/sub, a per-channel
 sequence number (`_pub`, `_seq`) from which the exporter counts lost events. `transport` picks
-PUBLISH, XADD (to a stream of the channel's name, field `data`) or both.
+PUBLISH, XADD (to a stream of the channel's name, field `data`) or both. The URL may take any
+form the exporter takes (rediss://, redis+sentinel://, …: exporter/redis_client.py).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import orjson
 import redis
 
 from . import contract
+from .redis_client import connect
 
 
 class Publisher:
@@ -30,7 +32,7 @@ class Publisher:
         if transport not in contract.TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(contract.TRANSPORTS)}, "
                              f"not {transport!r}")
-        self.redis = redis.Redis.from_url(client) if isinstance(client, str) else client
+        self.redis = connect(client) if isinstance(client, str) else client
         self.transport = transport
         self.publisher_id = publisher_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.stream_maxlen = stream_maxlen

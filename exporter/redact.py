@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 MASK = "***"
 URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@")
-QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&\s]+", re.IGNORECASE)
+QUERY_PASSWORD = re.compile(r"(?P<head>[?&][A-Za-z_]*password=)[^&\s]+", re.IGNORECASE)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -25,13 +25,28 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
+def redacted_url(url: str) -> str:
+    """One URL without its passwords (the servers' in the user info, any `*password` option),
+    for logs and pages. Read as text, so that even a URL that does not parse shows none."""
+    scheme, sep, rest = url.partition("://")
+    head, question, query = rest.partition("?")
+    userinfo, at, hosts = head.rpartition("@")
+    if ":" in userinfo:
+        userinfo = userinfo.partition(":")[0] + ":" + MASK
+    query = re.sub(r"((?:^|&)[^&=]*password=)[^&#]*", rf"\1{MASK}", query, flags=re.IGNORECASE)
+    return scheme + sep + userinfo + at + hosts + question + query
+
+
 def url_secrets(url: str) -> list[str]:
-    """The password of a URL, as written and decoded, for `redact`."""
+    """The passwords of a URL (the server's, any `*password` option), as written and decoded,
+    for `redact`."""
     try:
-        password = urlsplit(url).password
+        parts = urlsplit(url)
+        found = [parts.password or ""]
     except ValueError:
         return []
-    return [password, unquote(password)] if password else []
+    found += [value for name, value in parse_qsl(parts.query) if name.lower().endswith("password")]
+    return [form for secret in found if secret for form in (secret, unquote(secret))]
 
 
 class RedactingFilter(logging.Filter):

@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 import pytest
 import redis
-import requests
 import yaml
 
 from exporter import contract
@@ -26,13 +25,13 @@ from exporter.publisher import Publisher
 from tests.support.dashboards import expand, label_values, metric_names, panels, query_variables
 from tests.support.dashboards import load as load_dashboards
 from tests.support.metric_list import documented
-from tests.support.procs import REPO, Proc, free_port, require_binary, wait_until
+from tests.support.procs import REPO, wait_until
+from tests.support.prometheus import SCRAPE_SECONDS, Prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RULES = REPO / "prometheus" / "rules"
 
-SCRAPE_SECONDS = 1
 STEP_SECONDS = 2  # the query_range step, Grafana's $__interval
 # Grafana: $__rate_interval = max($__interval + scrape interval, 4 × scrape interval).
 RATE_INTERVAL = f"{max(STEP_SECONDS + SCRAPE_SECONDS, 4 * SCRAPE_SECONDS)}s"
@@ -167,32 +166,6 @@ class Traffic:
         self.client.close()
 
 
-class Prometheus:
-    """A real Prometheus scraping the exporter every second with the repo's rules."""
-
-    def __init__(self, tmp_path: Path, exporter: str) -> None:
-        repo_config = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
-        job = repo_config["scrape_configs"][0]["job_name"]
-        config = {
-            "global": {"scrape_interval": f"{SCRAPE_SECONDS}s", "scrape_timeout": "1s",
-                       "evaluation_interval": f"{SCRAPE_SECONDS}s"},
-            "rule_files": [str(RULES / "*.yml")],
-            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [exporter]}]}],
-        }
-        path = tmp_path / "prometheus.yml"
-        path.write_text(yaml.safe_dump(config))
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc = Proc([require_binary("prometheus"), f"--config.file={path}",
-                          f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                          f"--web.listen-address=127.0.0.1:{port}"], tmp_path / "prometheus.log")
-
-    def api(self, endpoint: str, **params: Any) -> dict[str, Any]:
-        if not self.proc.alive():
-            raise AssertionError(f"prometheus exited:\n{self.proc.log()}")
-        return requests.get(f"{self.url}/api/v1/{endpoint}", params=params, timeout=10).json()
-
-
 def has_data(response: dict[str, Any]) -> bool:
     """At least one sample that is a number (NaN draws nothing)."""
     data = response["data"]
@@ -275,7 +248,7 @@ def test_every_panel_query_returns_data(tmp_path: Path, redis_url: str, start_ex
     queries = dashboard_queries()
     assert all("$" not in expr for _, _, expr, _, _ in queries)
     exporter = start_exporter(redis_url, "--source", "both", config=EXPORTER_CONFIG)
-    prometheus = Prometheus(tmp_path, f"127.0.0.1:{exporter.port}")
+    prometheus = Prometheus(tmp_path, [f"127.0.0.1:{exporter.port}"])
     check = Checker(prometheus)
     with Traffic(redis_url) as traffic:
         try:

@@ -16,11 +16,17 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from exporter.publisher import Publisher
 from tests.support.events import BAD_EVENTS
 from tests.support.events import events as event_strategy
-from tests.support.procs import Exporter, RedisServer, require_binary, value, wait_until
+from tests.support.procs import (
+    NO_COLLECTORS,
+    Exporter,
+    RedisServer,
+    require_binary,
+    value,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
-NO_COLLECTORS = ("--no-collector.host", "--no-collector.gpu", "--no-collector.redis_state")
 
 
 def counted(exporter: Exporter, metric: str, **labels: str) -> float:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import redis
 
 from ..publisher import Publisher
+from ..redact import redacted_url
 from .engine import Sim
 from .incidents import INCIDENT_NAMES, INCIDENTS, schedule
 from .llm import LlmCalls
@@ -109,13 +110,13 @@ def run(redis_url: str, options: Options) -> int:
     pub = Publisher(redis_url, transport=options.transport)
     log.info("demo: %d agents, %s events/s, seed %s, speed %sx, incidents: %s, to %s",
              options.agents, options.rate, options.seed, options.speed,
-             ", ".join(options.incidents) or "none", redis_url)
+             ", ".join(options.incidents) or "none", redacted_url(redis_url))
     while not stop.is_set():  # the initial state goes out in one go: wait for Redis first
         try:
             pub.redis.ping()
             break
         except redis.RedisError as exc:
-            log.warning("demo: waiting for Redis at %s: %s", redis_url, exc)
+            log.warning("demo: waiting for Redis at %s: %s", redacted_url(redis_url), exc)
             stop.wait(1.0)
     world = build(pub, options)
     world.sim.run(None if options.duration is None else options.duration * options.speed, stop)

@@ -12,6 +12,10 @@ read again on reconnecting), so the consumer's pending list is exactly what the 
 It is acknowledged with XGROUP DELCONSUMER, which drops the consumer with its pending list (the
 next XREADGROUP creates it again), instead of an XACK naming every id: at 100 k entries/s that
 XACK cost 7 % of the reader's CPU to pack, and Redis as much again to parse.
+
+Replication is asynchronous, so a failover can bring back an older pending list: when the master
+has replicas, a checkpoint waits (WAIT) for one to have it, and after a reconnect the entries
+the new master delivers again are recognised by their ids and not counted twice.
 """
 from __future__ import annotations
 
@@ -28,10 +32,19 @@ import redis
 from ..contract import is_pattern, parse_channels
 from ..dispatcher import Dispatcher
 from ..store import Store
-from ..validation import ConfigError, expect, expect_mapping, positive, positive_int
+from ..throttle import Throttled
+from ..validation import (
+    ConfigError,
+    expect,
+    expect_mapping,
+    not_negative,
+    positive,
+    positive_int,
+)
 from . import Gather, RedisHealth, RedisSource
 
 log = logging.getLogger(__name__)
+throttled = Throttled(log)
 
 DISCOVER_SECONDS = 10.0
 
@@ -46,6 +59,7 @@ class StreamsSettings:
     block_ms: int = 1000
     claim_idle_seconds: float = 60.0
     checkpoint_seconds: float = 5.0
+    replica_wait_seconds: float = 1.0  # how long a checkpoint waits for a replica; 0: never
     keys: Mapping[str, str] | None = None  # stream key → event type; None: the channels
 
 
@@ -66,6 +80,9 @@ def parse_streams(value: Any, key: str, origin: str) -> StreamsSettings:
     for name in ("claim_idle_seconds", "checkpoint_seconds"):
         if name in value:
             out[name] = positive(value[name], f"{key}.{name}", origin)
+    if "replica_wait_seconds" in value:
+        out["replica_wait_seconds"] = not_negative(value["replica_wait_seconds"],
+                                                   f"{key}.replica_wait_seconds", origin)
     if value.get("keys") is not None:
         out["keys"] = parse_channels(value["keys"], f"{key}.keys", origin)
     return StreamsSettings(**out)
@@ -88,6 +105,8 @@ class StreamsSource(RedisSource):
         self.block_ms = settings.block_ms
         self.claim_idle_ms = int(settings.claim_idle_seconds * 1000)
         self.checkpoint_seconds = settings.checkpoint_seconds
+        self.replica_wait_ms = int(settings.replica_wait_seconds * 1000)
+        self._had_replicas = False  # the last checkpoint's master listed replicas
         self.consumer = consumer
         self.checkpoint_key = f"agent-exporter:checkpoint:{self.group}:{consumer}"
         self.streams: dict[str, str] = {}  # concrete stream key → route
@@ -114,8 +133,8 @@ class StreamsSource(RedisSource):
                                      "Entries in the stream not yet delivered to the group "
                                      "(XINFO GROUPS lag).", ["stream"], **own)
         self.checkpoints = self.store.family("agent_exporter_checkpoints_total", "counter",
-                                             "Checkpoints written, by result (ok or error).",
-                                             ["result"], **own)
+                                             "Checkpoints written, by result (ok, unreplicated "
+                                             "or error).", ["result"], **own)
         self.pending.persist = self.lag.persist = self.checkpoints.persist = False
 
     # -- the session --------------------------------------------------------------------------
@@ -135,7 +154,10 @@ class StreamsSource(RedisSource):
         delivered in a reply the dropped connection lost, and only that is read again."""
         self._discover(client)
         if self.restored:
-            self._read_pending(client, {s: set(ids) for s, ids in self.unacked.items()})
+            applied = {s: set(ids) for s, ids in self.unacked.items()}
+            pending = self._read_pending(client, applied)
+            self._skip_redelivered(client, {s: ids - pending[s] for s, ids in applied.items()
+                                            if ids - pending[s]})
             return
         blob = client.get(self.checkpoint_key)
         if blob:
@@ -206,10 +228,12 @@ class StreamsSource(RedisSource):
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def _read_pending(self, client: redis.Redis, applied: dict[str, set[bytes]]) -> None:
-        """Every entry delivered to this consumer and not acknowledged, oldest first, except
-        those already `applied`."""
+    def _read_pending(self, client: redis.Redis,
+                      applied: dict[str, set[bytes]]) -> dict[str, set[bytes]]:
+        """Apply every entry delivered to this consumer and not acknowledged, oldest first,
+        except those already `applied`; the ids of all of them, by stream."""
         cursors: dict[Any, Any] = {s: "0" for s in self.streams}
+        pending: dict[str, set[bytes]] = {s: set() for s in self.streams}
         while cursors:
             replies = client.xreadgroup(self.group, self.consumer, cursors, count=self.batch)
             done = set(cursors)
@@ -218,10 +242,31 @@ class StreamsSource(RedisSource):
                 if entries:
                     skip = applied.get(name, ())
                     self._apply(name, [e for e in entries if e[0] not in skip])
+                    pending[name].update(e[0] for e in entries)
                     cursors[name] = entries[-1][0]
                     done.discard(name)
             for name in done:
                 del cursors[name]
+        return pending
+
+    def _skip_redelivered(self, client: redis.Redis, forgotten: dict[str, set[bytes]]) -> None:
+        """Entries applied, not acknowledged, and no longer delivered to this consumer: Redis
+        failed over to a replica that their delivery had not reached. The group delivers them
+        again as new ones, oldest first: read up to the newest of them, skip them and apply
+        the rest. (Entries a checkpoint acknowledged on its lost way back never come again.)"""
+        for stream, ids in forgotten.items():
+            self.unacked[stream] = [i for i in self.unacked[stream] if i not in ids]
+            newest = max(_order(i) for i in ids)
+            while True:
+                reply = client.xreadgroup(self.group, self.consumer, {stream: ">"},
+                                          count=self.batch)
+                entries = [entry for _, batch in _by_stream(reply) for entry in batch]
+                if not entries:
+                    break
+                self.unacked[stream] += [e[0] for e in entries if e[0] in ids]
+                self._apply(stream, [e for e in entries if e[0] not in ids])
+                if _order(entries[-1][0]) >= newest:
+                    break
 
     def _apply(self, stream: str, entries: list) -> None:
         """Apply entries ([id, fields]); an entry trimmed away while pending has no fields, and
@@ -265,14 +310,16 @@ class StreamsSource(RedisSource):
             pipe.set(self.checkpoint_key, blob)
             for stream in acks:
                 pipe.xgroup_delconsumer(stream, self.group, self.consumer)
+            pipe.role()
             try:
-                _, *acked = pipe.execute()
+                _, *acked, role = pipe.execute()
+                replicated = self._replicated(client, role)
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 with self.store.lock:
                     self.checkpoints.inc(("error",))
                 raise
             with self.store.lock:
-                self.checkpoints.inc(("ok",))
+                self.checkpoints.inc(("ok" if replicated else "unreplicated",))
                 for stream, count in zip(acks, acked):
                     self.acked.inc((stream,), count)
             for (stream, ids), count in zip(acks.items(), acked):
@@ -282,6 +329,23 @@ class StreamsSource(RedisSource):
                                 self.consumer)
                 self.unacked[stream] = []
         self._report_groups(client)
+
+    def _replicated(self, client: redis.Redis, role: list) -> bool:
+        """Wait for a replica to have the checkpoint: a failover to one it had not reached
+        would deliver again, as pending, entries the state counts. Sentinel promotes the
+        replica furthest ahead, so one is enough; a replica that has just dropped off gets one
+        checkpoint's wait too (it may be reconnecting, and a failover may promote it). False
+        when none confirmed in time: the checkpoint stands on the master alone."""
+        replicas = len(role[2]) if role[0] == b"master" else 0
+        dropped, self._had_replicas = self._had_replicas and not replicas, bool(replicas)
+        if not self.replica_wait_ms or not (replicas or dropped):
+            return True
+        if client.wait(1, self.replica_wait_ms):
+            return True
+        throttled("unreplicated", logging.WARNING,
+                  "checkpoint %s: no replica confirmed it within %d ms; a failover before one "
+                  "does would count its entries twice", self.checkpoint_key, self.replica_wait_ms)
+        return False
 
     def _report_groups(self, client: redis.Redis) -> None:
         for stream in self.streams:
@@ -298,6 +362,12 @@ def _by_stream(replies: dict | list | None) -> Iterable[tuple[bytes, list]]:
     if not replies:
         return ()
     return replies.items() if isinstance(replies, dict) else replies
+
+
+def _order(entry_id: bytes) -> tuple[int, int]:
+    """A stream entry id (b"ms-seq") as something that sorts as Redis sorts them."""
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)
 
 
 def _data(fields: list[bytes] | dict[bytes, bytes] | None) -> bytes | None:

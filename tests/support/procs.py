@@ -153,6 +153,10 @@ class RedisServer:
             self.proc.kill()
 
 
+# Flags for an exporter that reads events only: no host, GPU or Redis-state readings.
+NO_COLLECTORS = ("--no-collector.host", "--no-collector.gpu", "--no-collector.redis_state")
+
+
 class Exporter:
     """`agent-exporter` as a subprocess (the real command line), ready when /healthz answers.
 
