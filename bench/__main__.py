@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from . import checkpoint, dashboards, ingest, latency, render, resources
+from . import batches, checkpoint, dashboards, ingest, latency, render, resources
 from .common import RESULTS, Result, environment, fmt, table
 
 BENCHMARKS: dict[str, Callable[[Path, bool], Result]] = {
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[Path, bool], Result]] = {
     "resources": resources.run,
     "dashboards": dashboards.run,
     "checkpoint": checkpoint.run,
+    "batches": batches.run,
 }
 
 
