@@ -7,7 +7,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,7 +16,7 @@ from prometheus_client import (
     platform_collector,
     process_collector,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics import exposition as om_exposition
 
 from . import __version__, collectors
@@ -33,11 +33,8 @@ from .sources import RedisHealth, RedisSource
 from .sources.pubsub import PubSubSource
 from .sources.streams import StreamsSource
 from .store import Store
-from .validation import RESERVED_PREFIXES
 
 log = logging.getLogger(__name__)
-
-SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created", "_info")
 
 
 class ExporterStats:
@@ -47,21 +44,28 @@ class ExporterStats:
         self.store = store
         self.canaries = [s for s in sources if isinstance(s, PubSubSource)]
 
-    def describe(self) -> list:
-        return []
+    def describe(self) -> list[Metric]:
+        return [self._series(), *(self._canary(0.0) for _ in self.canaries[:1])]
 
     def collect(self):
-        series = GaugeMetricFamily("agent_exporter_series",
-                                   "Series currently held per event-fed metric family.",
-                                   labels=["metric"])
+        series = self._series()
         for name, count in self.store.series_count().items():
             series.add_metric([name], count)
         yield series
         for source in self.canaries:
-            yield GaugeMetricFamily("agent_exporter_canary_age_seconds",
-                                    "Seconds since the exporter's own pub/sub canary last came "
-                                    "back; grows when the subscription is dead.",
-                                    value=source.canary_age())
+            yield self._canary(source.canary_age())
+
+    @staticmethod
+    def _series() -> GaugeMetricFamily:
+        return GaugeMetricFamily("agent_exporter_series",
+                                 "Series currently held per event-fed metric family.",
+                                 labels=["metric"])
+
+    @staticmethod
+    def _canary(age: float) -> GaugeMetricFamily:
+        return GaugeMetricFamily("agent_exporter_canary_age_seconds",
+                                 "Seconds since the exporter's own pub/sub canary last came "
+                                 "back; grows when the subscription is dead.", value=age)
 
 
 class Exporter:
@@ -72,7 +76,7 @@ class Exporter:
         self._threads: list[threading.Thread] = []
         self.stop = threading.Event()
         self.store = Store(config.series_budget, config.series_ttl_seconds,
-                           config.counter_ttl_seconds)
+                           config.counter_ttl_seconds, config.max_labels)
         build = self.store.family("agent_exporter_build_info", "gauge",
                                   "Always 1; the version label says which exporter runs.",
                                   ["version"], ttl=0)
@@ -89,23 +93,10 @@ class Exporter:
         self._reloaded(True)
         self.health = RedisHealth(self.store)
 
-        settings = CollectorSettings(config.redis_url, config.collector_timeout_seconds,
-                                     config.max_label_length, config.key_checks)
-        self.collector_set = collectors.CollectorSet(
-            collectors.enabled(config.collectors, settings), config.collector_timeout_seconds)
-        self.registry = CollectorRegistry(auto_describe=False)
-        for standard in (process_collector.ProcessCollector, platform_collector.PlatformCollector,
-                         gc_collector.GCCollector):
-            standard(registry=self.registry)
-        self.registry.register(self.collector_set)
-
-        taken: set[str] = set()
         ctx = Context(self.store, config.max_label_length, config.series_budgets,
                       config.series_ttls)
-        self.domains = create_domains(
-            ctx, config.metrics, config.max_generic_metrics,
-            lambda name: name in taken or name.startswith(RESERVED_PREFIXES))
-        taken.update(self._sample_names())
+        self.domains = create_domains(ctx, config.metrics, config.max_generic_metrics,
+                                      config.origin_labels)
         routes = {channel: self.domains[domain] for channel, domain in config.channels.items()}
         self.dispatcher = Dispatcher(self.store, routes, config.max_event_bytes)
         self.sources: list[RedisSource] = []
@@ -119,15 +110,38 @@ class Exporter:
             self.sources.append(StreamsSource(config.redis_url, {k: k for k in keys},
                                               self.dispatcher, self.health, self.store,
                                               config.streams, config.consumer))
-        self.registry.register(ExporterStats(self.store, self.sources))
         self.bridge = AlertBridge(config.alert_bridge, config.redis_url, self.store)
+
+        # Every family outside the store holds its names too (exporter/names.py), in order of
+        # precedence: the exporter's own (its store families above, collectors, prometheus-
+        # client's), then the key checks; records take what is left as they arrive.
+        settings = CollectorSettings(config.redis_url, config.collector_timeout_seconds,
+                                     config.max_label_length, config.key_checks, self.store.names)
+        self.collector_set = collectors.CollectorSet(
+            collectors.enabled(config.collectors, settings), config.collector_timeout_seconds)
+        self.registry = CollectorRegistry(auto_describe=False)
+        for standard in (process_collector.ProcessCollector, platform_collector.PlatformCollector,
+                         gc_collector.GCCollector):
+            self._hold("prometheus-client", standard(registry=self.registry).collect())
+        self.registry.register(self.collector_set)
+        stats = ExporterStats(self.store, self.sources)
+        self.registry.register(stats)
+        self._hold("exporter", [*self.collector_set.own(), *stats.describe()])
+        for name, collector in self.collector_set.collectors.items():
+            if not isinstance(collector, RedisStateCollector):
+                self._hold(f"collector {name}", collector.describe())
+        self.key_checks = self.collector_set.collectors.get("redis_state")
+        if isinstance(self.key_checks, RedisStateCollector):
+            self.key_checks.use(config.key_checks)
         self.server: Server | None = None
 
-    def _sample_names(self) -> set[str]:
-        """Every name a built-in family can expose, so generic records cannot shadow one."""
-        names = set(self.store.families) | {m.name for m in self.collector_set.describe()}
-        bases = {n[:-6] if n.endswith("_total") else n for n in names}
-        return {base + suffix for base in bases for suffix in SUFFIXES}
+    def _hold(self, source: str, families: Iterable[Metric]) -> None:
+        """Claim the names of families made outside the store; they are the exporter's own, so
+        a clash is a bug, not bad input."""
+        for family in families:
+            problem = self.store.names.claim(family.name, family.type, source)
+            if problem:
+                raise ValueError(problem)
 
     def ready(self) -> bool:
         return bool(self.sources) and all(source.ready for source in self.sources)
@@ -170,6 +184,8 @@ class Exporter:
             return
         try:
             config = self._reload()
+            if isinstance(self.key_checks, RedisStateCollector):  # first: it may refuse
+                self.key_checks.use(config.key_checks)
         except Exception as exc:
             reason = exc if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
             log.error("reload failed, keeping the running configuration: %s", reason)
@@ -178,9 +194,6 @@ class Exporter:
         generic = self.domains["metrics"]
         assert isinstance(generic, GenericRecords)
         generic.reload(config.metrics)
-        key_checks = self.collector_set.collectors.get("redis_state")
-        if isinstance(key_checks, RedisStateCollector):
-            key_checks.reload(config.key_checks)
         self._reloaded(True)
         log.info("reloaded %s", config.path or "configuration")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -89,7 +90,8 @@ def test_demo_traffic_reaches_every_domain(redis_url: str, start_exporter) -> No
     assert total(samples, "workflow_step_duration_seconds_count") > 0
     assert total(samples, "agent_errors_total") > 0
     assert total(samples, "agent_success_rate") > 0           # seed-004 records
-    assert value(samples, "swarm_total_agents", component="swarm") == DEMO_AGENTS
+    origin = {"hostname": socket.gethostname(), "environment": "demo"}  # kept as labels
+    assert value(samples, "swarm_total_agents", component="swarm", **origin) == DEMO_AGENTS
     assert total(samples, "agent_workload_current_tasks") > 0  # the state keys it keeps
     # Healthy traffic is valid traffic, and no GPU readings are invented.
     assert total(samples, "agent_exporter_events_invalid_total") == 0
