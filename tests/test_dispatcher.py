@@ -172,6 +172,32 @@ def test_any_input_is_either_applied_or_counted_never_raised(channel, event):
     assert "".join(ingest.store.render())  # and it still renders
 
 
+def test_an_invalid_event_is_counted_once_and_not_lost_as_well():
+    """Every event is applied, invalid or (only if it never arrived) lost: an invalid event
+    still moves its publisher's sequence on, a message dropped unread too when its number ends
+    it (as the publisher writes it), and a huge jump is a restart, not losses."""
+    ingest = Ingest()
+    rag = "events:rag:queries"
+
+    def send(seq: int, **fields) -> None:
+        ingest.send(rag, {"duration_seconds": 0.1, "success": True, **fields, "_pub": "p", "_seq": seq})
+
+    send(1)
+    send(2, duration_seconds=-0.25)  # invalid: negative
+    send(3, relevance_score=1.7)  # invalid: out of range
+    ingest.send(rag, b'{"duration_seconds": 1e999, "_pub":"p","_seq":4}')  # not JSON, numbered
+    ingest.send(rag, b'{"x":"' + b"y" * 70_000 + b'","_pub":"p","_seq":5}')  # too large, numbered
+    send(6)
+    send(9_000_000_000_000_000_000)  # a jump past MAX_SEQUENCE_GAP: a restart
+    send(9_000_000_000_000_000_001)
+    send(9_000_000_000_000_000_004)  # a real gap: 2 and 3 never arrived
+    s = ingest.samples()
+    assert value(s, "agent_exporter_events_total", source=rag, type="rag") == 5
+    assert sum(v for (n, labels), v in s.items()
+               if n == "agent_exporter_events_invalid_total") == 4
+    assert value(s, "agent_exporter_events_lost_total", source=rag) == 2
+
+
 def test_records_keep_their_origin_as_labels():
     from exporter.domains.mappings import parse_origin_labels
 

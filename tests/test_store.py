@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import math
+import threading
 
+import orjson
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter.store import OVERFLOW, Refused, Store
+from tests.support.procs import wait_until
 
 
 def make_store(**kwargs) -> Store:
@@ -127,3 +130,22 @@ def test_an_empty_label_value_is_left_out_of_the_text():
         family.set(("", "swarm"), 1)
     assert 'records{component="swarm"} 1.0\n' in "".join(store.render())
 
+
+def test_a_scrape_takes_the_lock_while_a_large_batch_is_being_applied():
+    """The ingest loop gives way to a waiting reader every few events: the reader gets the lock
+    while the batch is still being applied, not after it."""
+    from tests.support.ingest import Ingest
+
+    ingest = Ingest()
+    batch = orjson.dumps([{"agent": f"a{i % 50}", "status": "done"} for i in range(1500)])
+    total = 200 * 1500
+    worker = threading.Thread(target=ingest.dispatcher.dispatch_many,
+                              args=("events:tasks:updates", "events:tasks:updates", [batch] * 200))
+    worker.start()
+    wait_until(ingest.store.lock.locked, message="the batch to hold the lock")
+    with ingest.store.priority():
+        seen = sum(s.value for s in ingest.store.families["agent_tasks_total"].series.values())
+    worker.join()
+    applied = sum(s.value for s in ingest.store.families["agent_tasks_total"].series.values())
+    assert applied == total
+    assert seen < total, "the reader waited for the whole batch"
