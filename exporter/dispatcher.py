@@ -20,6 +20,7 @@ import logging
 import re
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import orjson
 
@@ -40,6 +41,11 @@ CHECK_EVERY = 64  # events between two looks for a scrape waiting for the lock (
 # The publisher's numbering at the end of a message (exporter/publisher.py writes it last): read
 # from a message dropped unparsed (too large, not JSON), so that it is not counted lost as well.
 SEQUENCE_TAIL = re.compile(rb'"_pub":"([^"\\]{1,200})","_seq":(\d{1,19})\}\s*$')
+
+
+class Unread(dict):
+    """What is left of a message dropped unparsed: its publisher's `_pub` and `_seq`, which keep
+    the sequence going (the message was counted invalid when it was dropped)."""
 
 
 class Dispatcher:
@@ -79,14 +85,24 @@ class Dispatcher:
         domain = self.routes[route]
         handle = domain.handle
         store = self.store
+        largest = self.max_event_bytes
+        loads, malformed = orjson.loads, orjson.JSONDecodeError
         with store.lock:
             now = store.clock.tick()
             applied, lag = self._per_source(source, domain.name)
             bounds, counts = self.lag.bounds, lag.counts
             sequences = self._publishers(source) if sequenced else None
             done, delays, turn = 0, 0.0, CHECK_EVERY
+            document: Any  # a JSON value
             for payload in payloads:
-                document = self._parse(payload, source, sequences)
+                if payload is None:
+                    continue
+                try:
+                    document = loads(payload) if len(payload) <= largest else self._dropped(
+                        payload, source, "too_large", f"{len(payload)} bytes (max_event_bytes "
+                                                      f"{largest})")
+                except malformed as exc:
+                    document = self._dropped(payload, source, "not_json", str(exc))
                 for event in document if document.__class__ is list else (document,):
                     turn -= 1
                     if not turn:
@@ -96,11 +112,19 @@ class Dispatcher:
                             lag.sum += delays
                             done, delays = 0, 0.0
                             store.give_way()
-                    if event.__class__ is not dict:
-                        self._count_invalid(source, "not_object", f"got {type(event).__name__}")
+                    kind = event.__class__
+                    if kind is not dict and kind is not Unread:
+                        self._count_invalid(source, "not_object", f"got {kind.__name__}")
                         continue
                     if sequences is not None:
-                        self._sequence(sequences, source, event.get("_pub"), event.get("_seq"))
+                        publisher, seq = event.get("_pub"), event.get("_seq")
+                        if seq.__class__ is int and publisher.__class__ is str:
+                            last = sequences.get(publisher)
+                            if last is not None and last + 1 < seq <= last + MAX_SEQUENCE_GAP:
+                                self.lost.inc((source,), seq - last - 1)
+                            sequences[publisher] = seq  # lower: a restarted publisher
+                    if kind is Unread:
+                        continue  # counted invalid when it was dropped
                     try:
                         sent = timestamp(event)
                         handle(event, source)
@@ -116,35 +140,14 @@ class Dispatcher:
             lag.sum += delays
             applied.touched = lag.touched = now
 
-    def _parse(self, payload: bytes | None, source: str, sequences: dict[str, int] | None) -> object:
-        """A decoded message, or no events ([]) for one dropped whole: counted, and its
-        publisher's number still read when it ends the message."""
-        if payload is None:
-            return []
-        if len(payload) > self.max_event_bytes:
-            reason, detail = "too_large", (f"{len(payload)} bytes (max_event_bytes "
-                                           f"{self.max_event_bytes})")
-        else:
-            try:
-                return orjson.loads(payload)
-            except orjson.JSONDecodeError as exc:
-                reason, detail = "not_json", str(exc)
+    def _dropped(self, payload: bytes, source: str, reason: str, detail: str) -> list[Unread]:
+        """Count a message dropped unparsed; what is left of it is its publisher's number, when
+        the message ends with it (as exporter.publisher writes it)."""
         self._count_invalid(source, reason, detail)
-        if sequences is not None:
-            tail = SEQUENCE_TAIL.search(payload[-300:])
-            if tail is not None:
-                self._sequence(sequences, source, tail[1].decode(errors="replace"), int(tail[2]))
-        return []
-
-    def _sequence(self, sequences: dict[str, int], source: str, publisher: object,
-                  seq: object) -> None:
-        """Note a publisher's sequence number; a gap counts the events between as lost."""
-        if seq.__class__ is not int or publisher.__class__ is not str:
-            return
-        last = sequences.get(publisher)
-        if last is not None and last + 1 < seq <= last + MAX_SEQUENCE_GAP:
-            self.lost.inc((source,), seq - last - 1)
-        sequences[publisher] = seq  # lower: a restart
+        tail = SEQUENCE_TAIL.search(payload[-300:])
+        if tail is None:
+            return []
+        return [Unread(_pub=tail[1].decode(errors="replace"), _seq=int(tail[2]))]
 
     def _per_source(self, source: str, kind: str) -> tuple[Series, HistogramSeries]:
         """The source's own series, looked up once (they never expire)."""

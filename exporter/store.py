@@ -364,6 +364,10 @@ class Store:
         families = [f for f in list(self.families.values()) if persisted or not f.persist]
         index, offset, rows = 0, 0, []
         while index < len(families):
+            if index or offset:
+                # Lock is not fair: without giving up the GIL here the renderer would take the
+                # lock straight back and starve the ingest threads for a whole family.
+                time.sleep(0)
             parts, budget = [], RENDER_CHUNK
             with self.priority():
                 while index < len(families) and budget > 0:
@@ -379,9 +383,6 @@ class Store:
                     offset += len(chunk)
                     if offset >= len(rows):
                         index, offset = index + 1, 0
-            # Lock is not fair: without giving up the GIL here the renderer would take the
-            # lock straight back and starve the ingest threads for a whole family.
-            time.sleep(0)
             yield "".join(parts)  # never yield with the lock held
 
     def dump(self) -> dict[str, Any]:
