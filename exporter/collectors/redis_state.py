@@ -131,6 +131,7 @@ class RedisStateCollector:
         held in the exposition from now on, so no record can take one before its key appears;
         ConfigError, and nothing changes, when another family exposes one already."""
         reserved = {family.name: family.type for family in self._families(checks)}
+        reserved.update((check.metric, "gauge") for check in checks)  # read from any key type
         problem = self.names.replace(SOURCE, reserved.items())
         if problem:
             raise ConfigError("key_checks", problem)
