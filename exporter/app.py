@@ -211,12 +211,17 @@ class Exporter:
                 self.reload_time.set((), time.time())
 
     def run(self) -> int:
-        """Serve until SIGTERM or SIGINT; SIGHUP reloads. Returns the exit status."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: self.reload())
+        """Serve until SIGTERM or SIGINT; SIGHUP reloads. Returns the exit status.
+
+        The signals are taken with sigwait, blocked in every thread: a handler runs only in the
+        main thread, and a signal the kernel hands to another thread left the main thread
+        asleep in its wait, so a SIGHUP could wait for the next signal to be seen."""
+        signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)  # the threads started below inherit it
         self.start()
-        self.stop.wait()
+        while signal.sigwait(signals) == signal.SIGHUP:
+            self.reload()
+        self.stop.set()
         log.info("shutting down")
         self.shutdown()
         return 0
