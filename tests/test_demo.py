@@ -176,5 +176,7 @@ def test_incidents_produce_their_signals(redis_url: str, start_exporter) -> None
     assert hits / total(s, "rag_cache_requests_total") < 0.65
     scored = total(s, "rag_confidence_score_count")
     assert total(s, "rag_confidence_score_bucket", le="0.5") > 0.08 * scored
-    # invalid-events (ExporterEventsInvalid): malformed RAG events were rejected.
+    # invalid-events (ExporterEventsInvalid): malformed RAG events were rejected, and counted
+    # once: not also as lost (ExporterEventsLost stays quiet).
     assert total(s, "agent_exporter_events_invalid_total", source="events:rag:queries") > 10
+    assert total(s, "agent_exporter_events_lost_total") == 0
