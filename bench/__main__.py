@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from . import checkpoint, dashboards, domains, group, ingest, latency, render, replication, resources
+from . import batches, checkpoint, dashboards, domains, group, ingest, latency, render, replication, resources
 from .common import RESULTS, Result, environment, fmt, table
 
 BENCHMARKS: dict[str, Callable[[Path, bool], Result]] = {
@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, Callable[[Path, bool], Result]] = {
     "domains": domains.run,
     "replication": replication.run,
     "group": group.run,
+    "batches": batches.run,
 }
 
 

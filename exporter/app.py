@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,7 +17,7 @@ from prometheus_client import (
     platform_collector,
     process_collector,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics import exposition as om_exposition
 
 from . import __version__, collectors
@@ -36,12 +37,14 @@ from .sources.peers import warn_if_shared
 from .sources.pubsub import PubSubSource
 from .sources.streams import StreamsSource
 from .store import Store
-from .validation import RESERVED_PREFIXES
 from .web_config import WebConfigFile
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created", "_info")
+# How long a thread that wants the GIL waits before the running one must hand it over (Python's
+# default: 5 ms). A scrape hands the GIL back a dozen times (lock, I/O, /proc reads) while an
+# ingest thread applies a burst; at 5 ms a turn that alone stalled it 60-80 ms.
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 class ExporterStats:
@@ -51,21 +54,28 @@ class ExporterStats:
         self.store = store
         self.canaries = [s for s in sources if isinstance(s, PubSubSource)]
 
-    def describe(self) -> list:
-        return []
+    def describe(self) -> list[Metric]:
+        return [self._series(), *(self._canary(0.0) for _ in self.canaries[:1])]
 
     def collect(self):
-        series = GaugeMetricFamily("agent_exporter_series",
-                                   "Series currently held per event-fed metric family.",
-                                   labels=["metric"])
+        series = self._series()
         for name, count in self.store.series_count().items():
             series.add_metric([name], count)
         yield series
         for source in self.canaries:
-            yield GaugeMetricFamily("agent_exporter_canary_age_seconds",
-                                    "Seconds since the exporter's own pub/sub canary last came "
-                                    "back; grows when the subscription is dead.",
-                                    value=source.canary_age())
+            yield self._canary(source.canary_age())
+
+    @staticmethod
+    def _series() -> GaugeMetricFamily:
+        return GaugeMetricFamily("agent_exporter_series",
+                                 "Series currently held per event-fed metric family.",
+                                 labels=["metric"])
+
+    @staticmethod
+    def _canary(age: float) -> GaugeMetricFamily:
+        return GaugeMetricFamily("agent_exporter_canary_age_seconds",
+                                 "Seconds since the exporter's own pub/sub canary last came "
+                                 "back; grows when the subscription is dead.", value=age)
 
 
 class Exporter:
@@ -76,7 +86,7 @@ class Exporter:
         self._threads: list[threading.Thread] = []
         self.stop = threading.Event()
         self.store = Store(config.series_budget, config.series_ttl_seconds,
-                           config.counter_ttl_seconds)
+                           config.counter_ttl_seconds, config.max_labels)
         build = self.store.family("agent_exporter_build_info", "gauge",
                                   "Always 1; the version label says which exporter runs.",
                                   ["version"], ttl=0)
@@ -93,23 +103,10 @@ class Exporter:
         self._reloaded(True)
         self.health = RedisHealth(self.store)
 
-        settings = CollectorSettings(config.redis_url, config.collector_timeout_seconds,
-                                     config.max_label_length, config.key_checks)
-        self.collector_set = collectors.CollectorSet(
-            collectors.enabled(config.collectors, settings), config.collector_timeout_seconds)
-        self.registry = CollectorRegistry(auto_describe=False)
-        for standard in (process_collector.ProcessCollector, platform_collector.PlatformCollector,
-                         gc_collector.GCCollector):
-            standard(registry=self.registry)
-        self.registry.register(self.collector_set)
-
-        taken: set[str] = set()
         ctx = Context(self.store, config.max_label_length, config.series_budgets,
                       config.series_ttls)
-        self.domains = create_domains(
-            ctx, config.metrics, config.max_generic_metrics,
-            lambda name: name in taken or name.startswith(RESERVED_PREFIXES), config.llm)
-        taken.update(self._sample_names())
+        self.domains = create_domains(ctx, config.metrics, config.max_generic_metrics,
+                                      config.origin_labels, config.llm)
         routes = {channel: self.domains[domain] for channel, domain in config.channels.items()}
         self.dispatcher = Dispatcher(self.store, routes, config.max_event_bytes)
         self.sources: list[RedisSource] = []
@@ -123,17 +120,41 @@ class Exporter:
             self.sources.append(StreamsSource(config.redis_url, {k: k for k in keys},
                                               self.dispatcher, self.health, self.store,
                                               config.streams, config.consumer))
-        self.registry.register(ExporterStats(self.store, self.sources))
         self.http_stats = HttpStats()
-        self.registry.register(self.http_stats)
         self.bridge = AlertBridge(config.alert_bridge, config.redis_url, self.store)
+
+        # Every family outside the store holds its names too (exporter/names.py), in order of
+        # precedence: the exporter's own (its store families above, collectors, prometheus-
+        # client's), then the key checks; records take what is left as they arrive.
+        settings = CollectorSettings(config.redis_url, config.collector_timeout_seconds,
+                                     config.max_label_length, config.key_checks, self.store.names)
+        self.collector_set = collectors.CollectorSet(
+            collectors.enabled(config.collectors, settings), config.collector_timeout_seconds)
+        self.registry = CollectorRegistry(auto_describe=False)
+        for standard in (process_collector.ProcessCollector, platform_collector.PlatformCollector,
+                         gc_collector.GCCollector):
+            self._hold("prometheus-client", standard(registry=self.registry).collect())
+        self.registry.register(self.collector_set)
+        stats = ExporterStats(self.store, self.sources)
+        self.registry.register(stats)
+        self.registry.register(self.http_stats)
+        self._hold("exporter", [*self.collector_set.own(), *stats.describe(),
+                                *self.http_stats.collect()])
+        for name, collector in self.collector_set.collectors.items():
+            if not isinstance(collector, RedisStateCollector):
+                self._hold(f"collector {name}", collector.describe())
+        self.key_checks = self.collector_set.collectors.get("redis_state")
+        if isinstance(self.key_checks, RedisStateCollector):
+            self.key_checks.use(config.key_checks)
         self.server: Server | None = None
 
-    def _sample_names(self) -> set[str]:
-        """Every name a built-in family can expose, so generic records cannot shadow one."""
-        names = set(self.store.families) | {m.name for m in self.collector_set.describe()}
-        bases = {n[:-6] if n.endswith("_total") else n for n in names}
-        return {base + suffix for base in bases for suffix in SUFFIXES}
+    def _hold(self, source: str, families: Iterable[Metric]) -> None:
+        """Claim the names of families made outside the store; they are the exporter's own, so
+        a clash is a bug, not bad input."""
+        for family in families:
+            problem = self.store.names.claim(family.name, family.type, source)
+            if problem:
+                raise ValueError(problem)
 
     def ready(self) -> bool:
         return bool(self.sources) and all(source.ready for source in self.sources)
@@ -147,6 +168,7 @@ class Exporter:
         return "".join(parts).encode()
 
     def start(self) -> None:
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         web = WebConfigFile(self.config.web_config_file) if self.config.web_config_file else None
         self.server = Server(self.config.listen, self.render, self.ready, self.http_stats, web)
         self._mount_bridge()
@@ -199,6 +221,8 @@ class Exporter:
             return
         try:
             config = self._reload()
+            if isinstance(self.key_checks, RedisStateCollector):  # first: it may refuse
+                self.key_checks.use(config.key_checks)
         except Exception as exc:
             reason = exc if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
             log.error("reload failed, keeping the running configuration: %s", reason)
@@ -210,9 +234,6 @@ class Exporter:
         llm = self.domains["llm"]
         assert isinstance(llm, LlmCalls)
         llm.reload(config.llm)
-        key_checks = self.collector_set.collectors.get("redis_state")
-        if isinstance(key_checks, RedisStateCollector):
-            key_checks.reload(config.key_checks)
         self._reloaded(True)
         log.info("reloaded %s", config.path or "configuration")
 
@@ -223,21 +244,22 @@ class Exporter:
                 self.reload_time.set((), time.time())
 
     def run(self) -> int:
-        """Serve until SIGTERM or SIGINT; SIGHUP reloads. Returns the exit status."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: self.reload())
+        """Serve until SIGTERM or SIGINT; SIGHUP reloads. Returns the exit status.
+
+        The signals are taken with sigwait, blocked in every thread: a handler runs only in the
+        main thread, and a signal the kernel hands to another thread left the main thread
+        asleep in its wait, so a SIGHUP could wait for the next signal to be seen."""
+        signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)  # the threads started below inherit it
         try:
             self.start()
         except OSError as exc:
             log.error("cannot listen on %s: %s", self.config.listen, exc.strerror or exc)
             self.shutdown()
             return 1
-        # Python runs signal handlers in the main thread, between bytecodes; the kernel may hand a
-        # signal to any thread, and then an untimed wait here would hold a SIGHUP until the next
-        # signal that happens to reach this thread. Waking once a second bounds the delay.
-        while not self.stop.wait(1.0):
-            pass
+        while signal.sigwait(signals) == signal.SIGHUP:
+            self.reload()
+        self.stop.set()
         log.info("shutting down")
         self.shutdown()
         return 0

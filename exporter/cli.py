@@ -161,4 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .app import Exporter
 
-    return Exporter(config, reload=lambda: load(path, flags=flags)).run()
+    try:  # the key checks' names are checked against the exporter's own as it starts
+        exporter = Exporter(config, reload=lambda: load(path, flags=flags))
+    except ConfigError as exc:
+        print(f"agent-exporter: bad configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return exporter.run()

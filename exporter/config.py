@@ -21,8 +21,13 @@ from .collectors import COLLECTORS
 from .collectors.key_checks import DEFAULT_KEY_CHECKS, KeyCheck, parse_key_checks
 from .contract import DEFAULT_CHANNELS, LOG_LEVELS, TRANSPORTS, parse_channels
 from .domains.llm_settings import LlmSettings, parse_llm
+from .domains.mappings import (
+    DEFAULT_ORIGIN_LABELS,
+    check_origin_labels,
+    parse_mappings,
+    parse_origin_labels,
+)
 from .domains.mappings import Mapping as RecordMapping
-from .domains.mappings import parse_mappings
 from .redact import redacted_url
 from .sources.streams import StreamsSettings, parse_streams
 from .validation import (
@@ -80,6 +85,8 @@ SCALARS: dict[str, tuple[type | tuple[type, ...], Any, Check | None, str]] = {
                             "drop counter and histogram series not updated for this long "
                             "(0 keeps them)"),
     "max_generic_metrics": (int, 1000, positive_int, "distinct metric names from events:metrics"),
+    "max_labels": (int, 32, positive_int,
+                   "labels per events:metrics record and per metric (origin labels included)"),
     "collector_timeout_seconds": ((int, float), 3.0, positive,
                                   "per-collector deadline on each scrape"),
     "web_config_file": (str, None, _web_config_file,
@@ -107,6 +114,9 @@ SECTIONS: dict[str, tuple[Callable[[], Any], Check, str]] = {
     "series_ttls": (dict, _number_map, "per-metric TTL overrides in seconds"),
     "collectors": (dict, _collectors, "collector name → enabled"),
     "metrics": (tuple, parse_mappings, "how events:metrics records become metrics"),
+    "origin_labels": (lambda: DEFAULT_ORIGIN_LABELS, parse_origin_labels,
+                      "record fields (collector, hostname, environment, version) that become "
+                      "labels"),
     "key_checks": (lambda: DEFAULT_KEY_CHECKS, parse_key_checks, "Redis keys read at scrape time"),
     "alert_bridge": (BridgeSettings, parse_alert_bridge,
                      "POST /alertmanager: Alertmanager webhook → Redis events:alerts:*"),
@@ -129,6 +139,7 @@ class Config:
     series_ttl_seconds: float
     counter_ttl_seconds: float
     max_generic_metrics: int
+    max_labels: int
     collector_timeout_seconds: float
     web_config_file: str | None
     channels: Mapping[str, str]
@@ -137,6 +148,7 @@ class Config:
     series_ttls: Mapping[str, float]
     collectors: Mapping[str, bool]
     metrics: tuple[RecordMapping, ...]
+    origin_labels: tuple[str, ...]
     key_checks: tuple[KeyCheck, ...]
     alert_bridge: BridgeSettings
     llm: LlmSettings
@@ -225,4 +237,6 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None,
         else:
             values[key] = _check_scalar(key, value, f"flag --{key.replace('_', '-')}")
 
+    check_origin_labels(values["metrics"], values["origin_labels"], "metrics",
+                        f"config file {path}" if path else "config")
     return Config(**values, path=path)

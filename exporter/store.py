@@ -4,20 +4,34 @@ prometheus-client's metric objects cannot bound their series, expire them, or ch
 and its `generate_latest` formats every sample anew on each scrape. Event metrics live here
 instead: each series keeps its label text pre-rendered, so a scrape only formats numbers.
 
+Every family is checked where it is created: a valid name and labels for its kind, at most
+`max_labels` labels, and no name that another family exposes (exporter/names.py). What fails is
+refused (`Refused`, with a reason its maker counts), so a scrape always parses.
+
 Threading: the ingest threads mutate under `Store.lock`; the renderer takes the same lock in
-chunks, so a scrape of many series never stalls ingestion for long.
+chunks, so a scrape of many series never stalls ingestion for long. It takes the lock ahead of
+the ingest threads (`priority`), which give way every few events (`wanted`, `give_way`), so a
+large batch never stalls a scrape for long either.
 """
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
+
+from .names import BUILT_IN, RECORDS, Names
+from .validation import label_name_problem, name_problem
+
+log = logging.getLogger(__name__)
 
 OVERFLOW = "__overflow__"
 RENDER_CHUNK = 5000  # sample lines rendered per lock hold (~5 ms)
+MAX_LABELS = 32  # labels per family, unless the store is given another bound
 
 
 def format_value(value: float) -> str:
@@ -77,24 +91,54 @@ class HistogramSeries:
         self.touched = now
 
 
+class Refused(ValueError):
+    """A family the exposition cannot hold; `reason` is a bounded label value."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def shape_problem(name: str, kind: str, labelnames: tuple[str, ...],
+                  max_labels: int) -> tuple[str, str] | None:
+    """(reason, detail) when a family of this name, kind and labels would not parse or would
+    fail promtool, else None."""
+    problem = name_problem(name, kind)
+    if problem:
+        return "bad_metric_name", problem
+    if len(labelnames) > max_labels:
+        return "too_many_labels", f"{name} would have {len(labelnames)} labels (max_labels {max_labels})"
+    for i, label in enumerate(labelnames):
+        problem = label_name_problem(label, kind)
+        if problem:
+            return "bad_label_name", f"{name}: label {problem}"
+        if label in labelnames[:i]:
+            return "duplicate_label", f"{name}: label {label!r} appears twice"
+    return None
+
+
 class Family:
     """A metric family: name, kind, label names, its series, budget and expiry."""
 
     def __init__(self, store: Store, name: str, kind: str, help: str,
                  labelnames: Sequence[str] = (), buckets: Sequence[float] | None = None,
-                 budget: int | None = None, ttl: float | None = None) -> None:
+                 budget: int | None = None, ttl: float | None = None,
+                 source: str = BUILT_IN) -> None:
         if kind not in ("counter", "gauge", "histogram"):
             raise ValueError(f"unknown metric kind {kind!r}")
+        problem = shape_problem(name, kind, tuple(labelnames), store.max_labels)
+        if problem:
+            raise Refused(*problem)
         self.store = store
         self.clock = store.clock
         self.name = name  # the exposition name: counters end in _total
         self.kind = kind
         self.help = help
         self.labelnames = tuple(labelnames)
+        self.source = source  # what made it (exporter/names.py); RECORDS: recreated on restore
         self.budget = budget
         self.ttl = ttl
         self.persist = True  # included in checkpoints
-        self.dynamic = False  # created at run time (generic records), recreated on restore
         self.series: dict[tuple[str, ...], Any] = {}
         self.bounds: tuple[float, ...] = ()
         self._le: tuple[str, ...] = ()
@@ -138,7 +182,8 @@ class Family:
     # -- maintenance --------------------------------------------------------------------------
 
     def _create(self, key: tuple[str, ...]) -> Any:
-        pairs = ",".join(f'{n}="{escape_label(v)}"' for n, v in zip(self.labelnames, key))
+        # An empty label value is no label to Prometheus: left out, the text says the same.
+        pairs = ",".join(f'{n}="{escape_label(v)}"' for n, v in zip(self.labelnames, key) if v)
         now = self.clock.now
         series: Series | HistogramSeries
         if self.kind == "histogram":
@@ -216,16 +261,21 @@ class Store:
     """All event-fed families, their shared lock and clock, budgets and expiry."""
 
     def __init__(self, default_budget: int = 10_000, gauge_ttl: float = 1800.0,
-                 counter_ttl: float = 86400.0) -> None:
+                 counter_ttl: float = 86400.0, max_labels: int = MAX_LABELS,
+                 names: Names | None = None) -> None:
         """Idle series expire after `gauge_ttl` seconds for gauges and `counter_ttl` for counters
         and histograms (0: never). Gauges show state, which goes stale; counters feed
         `increase()`, and a counter that vanishes while idle would end "too little happened"
-        answers exactly when they matter, so they stay much longer."""
+        answers exactly when they matter, so they stay much longer. `names` is shared with
+        whatever else exposes families in the same scrape."""
         self.lock = threading.Lock()
+        self._gate = threading.Lock()  # held by a reader while it waits for `lock`
         self.clock = Clock()
         self.default_budget = default_budget
         self.gauge_ttl = gauge_ttl
         self.counter_ttl = counter_ttl
+        self.max_labels = max_labels
+        self.names = names or Names()
         self.families: dict[str, Family] = {}
         self._overflow = Family(self, "agent_exporter_series_overflow_total", "counter",
                                 "Label sets that exceeded their family's series budget and were "
@@ -236,20 +286,55 @@ class Store:
         self._own = (self._overflow, self._expired)
         for family in self._own:
             family.ttl = 0  # the exporter's own series never expire
-            self.families[family.name] = family
+            self._add(family)
 
     def family(self, name: str, kind: str, help: str, labelnames: Sequence[str] = (),
                buckets: Sequence[float] | None = None, budget: int | None = None,
-               ttl: float | None = None) -> Family:
-        """Register a family (or return the one of that name if it matches)."""
+               ttl: float | None = None, source: str = BUILT_IN) -> Family:
+        """Register a family (or return the one of that name if it matches); `Refused` when its
+        shape cannot be exposed or another family exposes one of its names."""
         existing = self.families.get(name)
         if existing is not None:
-            if existing.kind != kind or existing.labelnames != tuple(labelnames):
-                raise ValueError(f"metric {name} already registered with another shape")
+            if existing.source != source or existing.kind != kind:
+                raise Refused("metric_name_collision", f"{name} ({kind}) is already the "
+                                                       f"{existing.source} {existing.kind} {name}")
+            if existing.labelnames != tuple(labelnames):
+                raise Refused("label_mismatch", f"{name} has labels {list(existing.labelnames)}, "
+                                                f"not {list(labelnames)}")
             return existing
-        family = Family(self, name, kind, help, labelnames, buckets, budget, ttl)
-        self.families[name] = family
+        return self._add(Family(self, name, kind, help, labelnames, buckets, budget, ttl, source))
+
+    def _add(self, family: Family) -> Family:
+        problem = self.names.claim(family.name, family.kind, family.source)
+        if problem:
+            raise Refused("metric_name_collision", problem)
+        self.families[family.name] = family
         return family
+
+    # -- the lock: a scrape goes first --------------------------------------------------------
+
+    @contextmanager
+    def priority(self) -> Iterator[None]:
+        """Hold the lock, taken ahead of the ingest threads: they give way at their next check,
+        so a scrape waits for a few events, not for a whole batch."""
+        with self._gate:
+            self.lock.acquire()
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+    def wanted(self) -> bool:
+        """Whether a reader waits for the lock (ingest threads check every few events)."""
+        return self._gate.locked()
+
+    def give_way(self) -> None:
+        """For a thread holding the lock: let the waiting reader have it, then take it back.
+        The reader holds the gate until it has the lock, so it cannot be overtaken."""
+        self.lock.release()
+        with self._gate:
+            pass
+        self.lock.acquire()
 
     def default_ttl(self, kind: str) -> float:
         return self.gauge_ttl if kind == "gauge" else self.counter_ttl
@@ -259,7 +344,7 @@ class Store:
 
     def expire(self, now: float | None = None) -> None:
         """Remove stale series from every family (called once per scrape)."""
-        with self.lock:
+        with self.priority():
             now = self.clock.tick() if now is None else now
             for family in list(self.families.values()):
                 if family in self._own:
@@ -269,28 +354,36 @@ class Store:
                     self._expired.inc((family.name,), gone)
 
     def series_count(self) -> dict[str, int]:
-        with self.lock:
+        with self.priority():
             return {name: len(f.series) for name, f in self.families.items()}
 
     def render(self, openmetrics: bool = False, persisted: bool = True) -> Iterator[str]:
-        """The exposition text of every family, rendered in lock-held chunks. `persisted=False`
-        leaves out checkpointed families: before a restore they would look like a reset."""
-        for family in list(self.families.values()):
-            if family.persist and not persisted:
-                continue
-            with self.lock:
-                rows = list(family.series.values())
-            if not rows:
-                continue
-            yield family.header(openmetrics)
-            step = max(1, RENDER_CHUNK // (len(family._le) + 2 if family.kind == "histogram" else 1))
-            for start in range(0, len(rows), step):
-                with self.lock:
-                    text = "".join(family.lines(rows[start:start + step]))
+        """The exposition text of every family, rendered in lock-held chunks of about
+        RENDER_CHUNK lines (small families share one). `persisted=False` leaves out
+        checkpointed families: before a restore they would look like a reset."""
+        families = [f for f in list(self.families.values()) if persisted or not f.persist]
+        index, offset, rows = 0, 0, []
+        while index < len(families):
+            if index or offset:
                 # Lock is not fair: without giving up the GIL here the renderer would take the
                 # lock straight back and starve the ingest threads for a whole family.
                 time.sleep(0)
-                yield text  # never yield with the lock held
+            parts, budget = [], RENDER_CHUNK
+            with self.priority():
+                while index < len(families) and budget > 0:
+                    family = families[index]
+                    if offset == 0:  # a family's rows are taken once: its chunks never overlap
+                        rows = list(family.series.values())
+                        if rows:
+                            parts.append(family.header(openmetrics))
+                    per_row = len(family._le) + 2 if family.kind == "histogram" else 1
+                    chunk = rows[offset:offset + max(1, budget // per_row)]
+                    parts.append("".join(family.lines(chunk)))
+                    budget -= max(1, len(chunk) * per_row)
+                    offset += len(chunk)
+                    if offset >= len(rows):
+                        index, offset = index + 1, 0
+            yield "".join(parts)  # never yield with the lock held
 
     def dump(self) -> dict[str, Any]:
         """Every family's series, for a checkpoint (call with the lock held). Families created
@@ -299,19 +392,25 @@ class Store:
         for name, f in self.families.items():
             if f.series and f.persist:
                 entry: dict[str, Any] = {"rows": f.dump()}
-                if f.dynamic:
+                if f.source == RECORDS:
                     entry["shape"] = [f.kind, f.help, list(f.labelnames), list(f.bounds)]
                 snapshot[name] = entry
         return snapshot
 
     def load(self, snapshot: dict[str, Any]) -> None:
-        """Restore a checkpoint: registered families by name, run-time ones recreated."""
+        """Restore a checkpoint: registered families by name, run-time ones (records')
+        recreated; one that can no longer be exposed (another family took one of its names) is
+        left out, and logged."""
         with self.lock:
             for name, entry in snapshot.items():
                 family = self.families.get(name)
                 if family is None and "shape" in entry:
                     kind, help, labelnames, bounds = entry["shape"]
-                    family = self.family(name, kind, help, labelnames, bounds or None)
-                    family.dynamic = True
+                    try:
+                        family = self.family(name, kind, help, labelnames, bounds or None,
+                                             source=RECORDS)
+                    except Refused as exc:
+                        log.warning("checkpoint: %s left out: %s", name, exc)
+                        continue
                 if family is not None and family.persist:
                     family.load(entry["rows"])

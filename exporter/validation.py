@@ -24,11 +24,30 @@ SAMPLE_SUFFIXES = {
     "counter": ("_total", "_created"),
     "gauge": ("",),
     "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("", "_count", "_sum", "_created"),
+    "info": ("_info",),
+    "stateset": ("",),
+    "gaugehistogram": ("_bucket", "_gcount", "_gsum"),
+    "unknown": ("",),
 }
 # Suffixes promtool rejects on a gauge, because they mark another kind's samples.
 KIND_SUFFIXES = ("_total", "_count", "_sum", "_bucket", "_created")
-# Label names a kind reserves for itself (and `__*`, reserved by Prometheus for everyone).
-RESERVED_LABELS = {"histogram": frozenset({"le"}), "summary": frozenset({"quantile"})}
+# Label names the exposition gives a meaning of its own (and `__*`, reserved by Prometheus).
+RESERVED_LABELS = {"le": "histogram", "quantile": "summary"}
+# promtool's naming lint (client_golang's promlint), which `promtool check metrics` applies.
+CAMEL_CASE = re.compile(r"[a-z][A-Z]")
+TYPE_WORDS = ("counter", "gauge", "summary", "histogram")  # gauge_histogram contains _gauge_
+UNIT_ABBREVIATIONS = ("s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb", "m", "h",
+                      "d")
+BASE_UNITS = {"amperes": "amperes", "bytes": "bytes", "celsius": "celsius", "grams": "grams",
+              "joules": "joules", "kelvin": "kelvin", "meters": "meters", "metres": "metres",
+              "seconds": "seconds", "volts": "volts", "minutes": "seconds", "hours": "seconds",
+              "days": "seconds", "weeks": "seconds", "kelvins": "kelvin",
+              "fahrenheit": "celsius", "rankine": "celsius", "inches": "meters",
+              "yards": "meters", "miles": "meters", "bits": "bytes", "calories": "joules",
+              "pounds": "grams", "ounces": "grams"}
+UNIT_PREFIXES = ("pico", "nano", "micro", "milli", "centi", "deci", "deca", "hecto", "kilo",
+                 "kibi", "mega", "mibi", "giga", "gibi", "tera", "tebi", "peta", "pebi")
 
 
 class ConfigError(Exception):
@@ -120,13 +139,46 @@ def items(value: Any, key: str, origin: str,
 
 # -- exposed names ------------------------------------------------------------------------------
 
-def metric_name_problem(name: str) -> str | None:
-    """Why `name` cannot be an exposed metric family name, or None."""
+def name_problem(name: str, kind: str) -> str | None:
+    """Why a family `name` of `kind` would break a scrape or fail `promtool check metrics`, or
+    None. Every family the exporter exposes passes this: its own, the records' and the key
+    checks'."""
     if not METRIC_NAME.match(name):
         return f"{name[:80]!r} is not a valid metric name ([a-zA-Z_][a-zA-Z0-9_]*)"
+    if CAMEL_CASE.search(name):
+        return f"{name!r}: metric names are snake_case, not camelCase"
+    if kind == "counter" and not name.endswith("_total"):
+        return f"{name!r}: a counter's name ends in _total"
+    if kind != "counter" and name.endswith("_total"):
+        return f"{name!r}: only a counter's name ends in _total"
+    if kind in ("gauge", "unknown") and name.endswith(KIND_SUFFIXES):
+        return f"{name!r}: a {kind} may not end in {', '.join(KIND_SUFFIXES)} (another kind's samples)"
+    for word in name.lower().split("_")[1:]:
+        if word in TYPE_WORDS:
+            return f"{name!r}: the name should not include its type ({word})"
+        if word in UNIT_ABBREVIATIONS:
+            return f"{name!r}: write units out ({word!r} is an abbreviation)"
+    unit = next((word for word in name.split("_") if _base_unit(word)), None)
+    if unit is not None and _base_unit(unit) != unit:
+        return f"{name!r}: use the base unit {_base_unit(unit)!r}, not {unit!r}"
+    return None
+
+
+def _base_unit(word: str) -> str | None:
+    """The base unit of a unit word ("milliseconds" → "seconds"), or None for other words."""
+    if word in BASE_UNITS:
+        return BASE_UNITS[word]
+    prefix = next((p for p in UNIT_PREFIXES if word.startswith(p) and word[len(p):] in BASE_UNITS),
+                  None)
+    return BASE_UNITS[word[len(prefix):]] if prefix else None
+
+
+def metric_name_problem(name: str, kind: str = "gauge") -> str | None:
+    """Why `name` cannot be the name of a family of `kind` that a user (a config, a record)
+    chose, or None: the exposition's rules, and not a prefix of the exporter's own."""
     if name.startswith(RESERVED_PREFIXES):
         return f"{name!r}: the prefixes {', '.join(RESERVED_PREFIXES)} are the exporter's own"
-    return None
+    return name_problem(name, kind)
 
 
 def label_name_problem(name: str, kind: str = "gauge") -> str | None:
@@ -135,12 +187,21 @@ def label_name_problem(name: str, kind: str = "gauge") -> str | None:
         return f"{name[:80]!r} is not a valid label name"
     if name.startswith("__"):
         return f"{name!r}: label names starting with __ are reserved"
-    if name in RESERVED_LABELS.get(kind, ()):
-        return f"{name!r} is reserved in a {kind}"
+    if name in RESERVED_LABELS:
+        owner = RESERVED_LABELS[name]
+        return (f"{name!r} is reserved in a {kind}" if kind == owner
+                else f"{name!r} is reserved for a {owner}'s samples")
+    if CAMEL_CASE.search(name):
+        return f"{name!r}: label names are snake_case, not camelCase"
     return None
 
 
 def sample_names(name: str, kind: str) -> tuple[str, ...]:
-    """Every sample name a family exposes (a counter's name carries its `_total`)."""
-    base = name[:-len("_total")] if kind == "counter" and name.endswith("_total") else name
-    return tuple(base + suffix for suffix in SAMPLE_SUFFIXES[kind])
+    """Every name a family exposes: its samples' and its own in both formats (a counter's name
+    may carry its `_total`; OpenMetrics names the family without it, and an info without
+    `_info`)."""
+    base = name
+    for suffix in (("_total",) if kind == "counter" else ("_info",) if kind == "info" else ()):
+        if base.endswith(suffix):
+            base = base[:-len(suffix)]
+    return tuple(dict.fromkeys((base, *(base + suffix for suffix in SAMPLE_SUFFIXES[kind]))))

@@ -176,9 +176,9 @@ def test_bad_key_check_exits_2_naming_the_key(tmp_path: Path):
     bad.write_text("""
 key_checks:
   - key: "queue:a"
-    metric: queue_a_length
+    metric: queue_one_length
   - key: "queue:b"
-    metric: queue_b_length
+    metric: queue_two_length
     type: tree
 """)
     command = Path(sys.executable).with_name("agent-exporter")

@@ -43,6 +43,8 @@ def test_config_file_from_environment(tmp_path):
 def test_shipped_example_config_loads():
     config = load(str(REPO / "examples" / "agent-exporter.yml"), env={})
     assert config.metrics, "the example shows generic-record mappings"
+    records = load(str(REPO / "examples" / "seed-004-records.yml"), env={})
+    assert records.origin_labels == ("hostname", "environment") and records.metrics
 
 
 @pytest.mark.parametrize("text, key", [
@@ -63,6 +65,18 @@ def test_shipped_example_config_loads():
     ("alert_bridge:\n  enabled: yes please\n", "alert_bridge.enabled: expected true or false"),
     ("alert_bridge:\n  channel_prefix: ''\n", "alert_bridge.channel_prefix: must not be empty"),
     ("streams:\n  start: middle\n", "streams.start"),
+    ("max_labels: 0\n", "max_labels: must be greater than 0"),
+    ("origin_labels: [hostname, host]\n", "origin_labels[1]: expected one of collector, hostname"),
+    ("origin_labels: [version, version]\n", "origin_labels: fields repeat"),
+    ("metrics:\n  - match: x\n    name: x_total\n", "metrics[0].name: 'x_total': only a counter"),
+    ("metrics:\n  - match: x\n    name: latency_ms\n", "metrics[0].name: 'latency_ms': write units"),
+    ("metrics:\n  - match: x\n    type: histogram\n    buckets: [-1, 1]\n",
+     "metrics[0].buckets: bounds must not be negative"),
+    ("metrics:\n  - match: x\n    help: ' '\n", "metrics[0].help: must not be empty"),
+    ("metrics:\n  - match: x\n    labels: [a, a]\n", "metrics[0].labels: label names repeat"),
+    ("metrics:\n  - match: x\n    labels: [hostname]\n", "metrics[0].labels: hostname is an origin"),
+    ("key_checks:\n  - key: q\n    metric: q_len\n    fields: {depth_ms: d}\n",
+     "key_checks[0].fields.depth_ms.name: 'q_len_d'"),
 ])
 def test_bad_file_names_the_key_and_the_file(tmp_path, text, key):
     path = tmp_path / "bad.yml"

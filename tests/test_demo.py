@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -95,7 +96,8 @@ def test_demo_traffic_reaches_every_domain(redis_url: str, start_exporter) -> No
     assert total(samples, "workflow_step_duration_seconds_count") > 0
     assert total(samples, "agent_errors_total") > 0
     assert total(samples, "agent_success_rate") > 0           # seed-004 records
-    assert value(samples, "swarm_total_agents", component="swarm") == DEMO_AGENTS
+    origin = {"hostname": socket.gethostname(), "environment": "demo"}  # kept as labels
+    assert value(samples, "swarm_total_agents", component="swarm", **origin) == DEMO_AGENTS
     assert total(samples, "agent_workload_current_tasks") > 0  # the state keys it keeps
     # LLM calls: every agent type's models, priced by the exporter, some input from the cache.
     models = {dict(labels)["gen_ai_request_model"] for name, labels in samples
@@ -189,8 +191,10 @@ def test_incidents_produce_their_signals(redis_url: str, start_exporter) -> None
     assert hits / total(s, "rag_cache_requests_total") < 0.65
     scored = total(s, "rag_confidence_score_count")
     assert total(s, "rag_confidence_score_bucket", le="0.5") > 0.08 * scored
-    # invalid-events (ExporterEventsInvalid): malformed RAG events were rejected.
+    # invalid-events (ExporterEventsInvalid): malformed RAG events were rejected, and counted
+    # once: not also as lost (ExporterEventsLost stays quiet).
     assert total(s, "agent_exporter_events_invalid_total", source="events:rag:queries") > 10
+    assert total(s, "agent_exporter_events_lost_total") == 0
 
 
 def test_llm_incidents_produce_their_signals(redis_url: str, start_exporter) -> None:

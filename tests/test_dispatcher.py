@@ -4,8 +4,11 @@ from __future__ import annotations
 import math
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from tests.support.events import BAD_EVENTS, channels, events
 from tests.support.ingest import Ingest
@@ -78,7 +81,6 @@ def test_diverged_loss_is_kept_as_nan_and_inf():
 
 def test_each_bad_event_is_dropped_whole_and_counted_by_reason():
     ingest = Ingest()
-    ingest.domains["metrics"].reserved = lambda name: name == "agent_tasks_total"
     for channel, event, _ in BAD_EVENTS:
         ingest.send(channel, event)
     assert ingest.series() == {}, "an invalid event left a series behind"
@@ -144,7 +146,8 @@ def test_generic_records_follow_their_mapping():
     ingest.send("events:metrics", {"metric_name": "rag_avg_query_time", "value": 1})
     ingest.send("events:metrics", {"metric_name": "requests", "value": -1})
     s = ingest.samples()
-    assert value(s, "host_cpu_utilization_ratio", component="system") == 0.55
+    assert value(s, "host_cpu_utilization_ratio", hostname="h", environment="prod",
+                 component="system") == 0.55
     assert value(s, "requests_total") == 6
     assert value(s, "latency_bucket", le="1.0") == 1
     assert "rag_avg_query_time" not in ingest.series()
@@ -167,3 +170,88 @@ def test_any_input_is_either_applied_or_counted_never_raised(channel, event):
     if rejected:
         assert ingest.series() == {}
     assert "".join(ingest.store.render())  # and it still renders
+
+
+def test_an_invalid_event_is_counted_once_and_not_lost_as_well():
+    """Every event is applied, invalid or (only if it never arrived) lost: an invalid event
+    still moves its publisher's sequence on, a message dropped unread too when its number ends
+    it (as the publisher writes it), and a huge jump is a restart, not losses."""
+    ingest = Ingest()
+    rag = "events:rag:queries"
+
+    def send(seq: int, **fields) -> None:
+        ingest.send(rag, {"duration_seconds": 0.1, "success": True, **fields, "_pub": "p", "_seq": seq})
+
+    send(1)
+    send(2, duration_seconds=-0.25)  # invalid: negative
+    send(3, relevance_score=1.7)  # invalid: out of range
+    ingest.send(rag, b'{"duration_seconds": 1e999, "_pub":"p","_seq":4}')  # not JSON, numbered
+    ingest.send(rag, b'{"x":"' + b"y" * 70_000 + b'","_pub":"p","_seq":5}')  # too large, numbered
+    send(6)
+    send(9_000_000_000_000_000_000)  # a jump past MAX_SEQUENCE_GAP: a restart
+    send(9_000_000_000_000_000_001)
+    send(9_000_000_000_000_000_004)  # a real gap: 2 and 3 never arrived
+    s = ingest.samples()
+    assert value(s, "agent_exporter_events_total", source=rag, type="rag") == 5
+    assert sum(v for (n, labels), v in s.items()
+               if n == "agent_exporter_events_invalid_total") == 4
+    assert value(s, "agent_exporter_events_lost_total", source=rag) == 2
+
+
+def test_records_keep_their_origin_as_labels():
+    from exporter.domains.mappings import parse_origin_labels
+
+    ingest = Ingest()
+    for host in ("h1", "h2"):
+        ingest.send("events:metrics", {"metric_name": "swarm_total_agents", "value": 3, "tags":
+                                       {"component": "swarm"}, "hostname": host,
+                                       "environment": "prod", "collector": "agent",
+                                       "version": "1.2"})
+    s = ingest.samples()
+    for host in ("h1", "h2"):
+        assert value(s, "swarm_total_agents", hostname=host, environment="prod",
+                     component="swarm") == 3
+    ingest.send("events:metrics", {"metric_name": "other_ratio", "value": 1, "tags":
+                                   {"hostname": "x"}, "hostname": "h1"})
+    assert value(ingest.samples(), "agent_exporter_events_invalid_total", source="events:metrics",
+                 reason="duplicate_label") == 1
+
+    versioned = Ingest(origin_labels=parse_origin_labels(["collector", "version"], "o", "test"))
+    versioned.send("events:metrics", {"metric_name": "swarm_total_agents", "value": 3,
+                                      "collector": "agent", "version": 2, "hostname": "h1"})
+    assert value(versioned.samples(), "swarm_total_agents", collector="agent", version="2") == 3
+
+
+@pytest.mark.parametrize("records, reason", [
+    ([{"metric_name": "agent_queue_depth", "value": 2}], "metric_name_collision"),
+    ([{"metric_name": "x", "value": 1}, {"metric_name": "x_count", "value": 1}], "bad_metric_name"),
+    ([{"metric_name": "h", "value": 1}, {"metric_name": "h_count", "value": 1}],
+     "metric_name_collision"),  # histogram h's samples: h_count, the counter h_count_total's family
+    ([{"metric_name": "g", "value": 1}, {"metric_name": "g", "value": 1, "tags": {"a": "b"}}],
+     "label_mismatch"),
+    ([{"metric_name": "c", "value": 1}, {"metric_name": "c_total", "value": 1}],
+     "metric_name_collision"),  # a gauge c_total: the counter c exposes that name
+    ([{"metric_name": "h", "value": 1, "tags": {"le": "5"}}], "bad_label_name"),
+    ([{"metric_name": "g", "value": 1, "tags": {"quantile": "5"}}], "bad_label_name"),
+    ([{"metric_name": "g", "value": 1, "tags": {"__name__": "x"}}], "bad_label_name"),
+    ([{"metric_name": "g_total", "value": 1}], "bad_metric_name"),
+    ([{"metric_name": "latency_ms", "value": 1}], "bad_metric_name"),
+    ([{"metric_name": "h", "value": -1}], "negative"),
+    ([{"metric_name": "g", "value": 1, "tags": {f"t{i}": "v" for i in range(33)}}],
+     "too_many_labels"),
+    ([{"metric_name": "g", "value": 1, "tags": {f"t{i}": "v" for i in range(31)}}],
+     "too_many_labels"),  # 31 tags + hostname + environment
+])
+def test_a_record_the_exposition_cannot_hold_is_refused_with_its_reason(records, reason):
+    from exporter.domains.mappings import parse_mappings
+
+    ingest = Ingest(metrics=parse_mappings([{"match": "h", "type": "histogram"},
+                                            {"match": "h_count", "type": "counter"},
+                                            {"match": "c", "type": "counter"}], "m", "test"))
+    for record in records:
+        ingest.send("events:metrics", record)
+    s = ingest.samples()
+    assert value(s, "agent_exporter_events_invalid_total", source="events:metrics",
+                 reason=reason) == 1
+    text = ingest.text()
+    assert len(list(parse_text(text))) and len(list(parse_om(ingest.text(True) + "# EOF\n")))

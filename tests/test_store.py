@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import math
+import threading
 
+import orjson
+import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from exporter.store import OVERFLOW, Store
+from exporter.store import OVERFLOW, Refused, Store
+from tests.support.procs import wait_until
 
 
 def make_store(**kwargs) -> Store:
@@ -82,3 +86,66 @@ def test_checkpoint_round_trip_restores_every_value():
         family.series.clear()
     restored.load(snapshot)
     assert "".join(restored.render()) == "".join(original.render())
+
+
+@pytest.mark.parametrize("name, kind, labels, reason", [
+    ("h_seconds", "histogram", ["le"], "bad_label_name"),
+    ("g", "gauge", ["le"], "bad_label_name"),
+    ("g", "gauge", ["quantile"], "bad_label_name"),
+    ("c_total", "counter", ["__name"], "bad_label_name"),
+    ("g", "gauge", ["agentId"], "bad_label_name"),
+    ("g", "gauge", ["a", "a"], "duplicate_label"),
+    ("g", "gauge", [f"l{i}" for i in range(5)], "too_many_labels"),
+    ("g_total", "gauge", [], "bad_metric_name"),
+    ("g_count", "gauge", [], "bad_metric_name"),
+    ("c", "counter", [], "bad_metric_name"),
+])
+def test_a_family_the_exposition_cannot_hold_is_refused(name, kind, labels, reason):
+    store = Store(max_labels=4)
+    with pytest.raises(Refused) as refused:
+        store.family(name, kind, "Help.", labels, [1.0] if kind == "histogram" else None)
+    assert refused.value.reason == reason
+    assert name not in store.families
+
+
+def test_a_family_whose_names_another_exposes_is_refused_whoever_made_it():
+    store = Store()
+    store.family("wait_seconds", "histogram", "Waits.", [], [1.0])
+    for name, kind in (("wait_seconds_count_total", "counter"), ("wait_seconds_bucket", "histogram"),
+                       ("wait_seconds", "gauge")):
+        with pytest.raises(Refused) as refused:
+            store.family(name, kind, "Help.", [], [1.0], source="events:metrics")
+        assert refused.value.reason == "metric_name_collision", name
+    store.names.claim("queue_depth", "gauge", "key checks")
+    with pytest.raises(Refused, match="key checks gauge queue_depth"):
+        store.family("queue_depth", "gauge", "Help.", source="events:metrics")
+    text = "".join(store.render(openmetrics=True)) + "# EOF\n"
+    assert [f.name for f in parse_om(text)] == [], "nothing refused is exposed"
+
+
+def test_an_empty_label_value_is_left_out_of_the_text():
+    store = Store()
+    family = store.family("records", "gauge", "Records.", ["hostname", "component"])
+    with store.lock:
+        family.set(("", "swarm"), 1)
+    assert 'records{component="swarm"} 1.0\n' in "".join(store.render())
+
+
+def test_a_scrape_takes_the_lock_while_a_large_batch_is_being_applied():
+    """The ingest loop gives way to a waiting reader every few events: the reader gets the lock
+    while the batch is still being applied, not after it."""
+    from tests.support.ingest import Ingest
+
+    ingest = Ingest()
+    batch = orjson.dumps([{"agent": f"a{i % 50}", "status": "done"} for i in range(1500)])
+    total = 200 * 1500
+    worker = threading.Thread(target=ingest.dispatcher.dispatch_many,
+                              args=("events:tasks:updates", "events:tasks:updates", [batch] * 200))
+    worker.start()
+    wait_until(ingest.store.lock.locked, message="the batch to hold the lock")
+    with ingest.store.priority():
+        seen = sum(s.value for s in ingest.store.families["agent_tasks_total"].series.values())
+    worker.join()
+    applied = sum(s.value for s in ingest.store.families["agent_tasks_total"].series.values())
+    assert applied == total
+    assert seen < total, "the reader waited for the whole batch"

@@ -36,14 +36,14 @@ class CollectorSet:
         self._complain = Throttled(log)
 
     def describe(self) -> Iterator[Metric]:
-        yield from self._own()
+        yield from self.own()
         for collector in self.collectors.values():
             yield from collector.describe()
 
     def collect(self) -> Iterator[Metric]:
         started = {name: self._start(name) for name in self.collectors}
         deadline = time.monotonic() + self.timeout
-        duration, success = self._own()
+        duration, success = self.own()
         for name, future in started.items():
             try:
                 families, seconds = future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -81,7 +81,8 @@ class CollectorSet:
         return families, time.perf_counter() - start
 
     @staticmethod
-    def _own() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    def own() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        """The families the set reports about its collectors."""
         return (GaugeMetricFamily("agent_exporter_collector_duration_seconds",
                                   "How long each collector took on this scrape.",
                                   labels=["collector"]),

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..validation import (
-    KIND_SUFFIXES,
     ConfigError,
     expect,
     expect_mapping,
@@ -101,14 +100,18 @@ _BUILTIN: list[dict[str, Any]] = [
 
 
 def _metric_name(value: Any, key: str, origin: str) -> str:
-    """A gauge name: valid, not the exporter's own, not ending like another kind's samples."""
+    """A gauge name: valid, not the exporter's own, clean for promtool (no _total/_count/…)."""
     expect(value, str, key, origin)
     problem = metric_name_problem(value)
     if problem:
         raise ConfigError(key, problem, origin)
-    if value.endswith(KIND_SUFFIXES):
-        raise ConfigError(key, f"{value!r}: gauges may not end in {', '.join(KIND_SUFFIXES)}",
-                          origin)
+    return value
+
+
+def _help(value: Any, key: str, origin: str) -> str:
+    expect(value, str, key, origin)
+    if not value.strip():
+        raise ConfigError(key, "must not be empty (promtool wants help text)", origin)
     return value
 
 
@@ -147,7 +150,7 @@ def _compile_pattern(pattern: str, key: str,
     return glob, re.compile(regex), captures
 
 
-def _fields(value: Any, key: str, origin: str) -> dict[str, FieldRule]:
+def _fields(value: Any, metric: str, key: str, origin: str) -> dict[str, FieldRule]:
     expect(value, dict, key, origin)
     rules = {}
     for name, spec in value.items():
@@ -156,10 +159,10 @@ def _fields(value: Any, key: str, origin: str) -> dict[str, FieldRule]:
         if isinstance(spec, str):
             spec = {"name": spec}
         expect_mapping(spec, {"name", "scale", "help"}, where, origin)
-        suffix = spec.get("name", name)
-        _metric_name(suffix, f"{where}.name", origin)
+        suffix = expect(spec.get("name", name), str, f"{where}.name", origin)
+        _metric_name(f"{metric}_{suffix}", f"{where}.name", origin)
         scale = _scale(spec["scale"], f"{where}.scale", origin) if "scale" in spec else 1.0
-        help_text = expect(spec["help"], str, f"{where}.help", origin) if "help" in spec else None
+        help_text = _help(spec["help"], f"{where}.help", origin) if "help" in spec else None
         rules[name] = FieldRule(suffix, scale, help_text)
     return rules
 
@@ -218,12 +221,12 @@ def _parse_one(item: Any, where: str, origin: str) -> tuple[str, KeyCheck | None
 
     check = KeyCheck(
         id=check_id, metric=metric,
-        help=expect(item.get("help", f"Read from Redis {source} {target} at scrape time."), str,
-                    f"{where}.help", origin),
+        help=_help(item.get("help", f"Read from Redis {source} {target} at scrape time."),
+                   f"{where}.help", origin),
         key=target if source == "key" else None,
         pattern=target if source == "pattern" else None,
         type=kind,
-        fields=_fields(item["fields"], f"{where}.fields", origin) if "fields" in item else None,
+        fields=_fields(item["fields"], metric, f"{where}.fields", origin) if "fields" in item else None,
         label_field=item.get("label_field"),
         labels=tuple(labels.items()),
         scale=_scale(item["scale"], f"{where}.scale", origin) if "scale" in item else 1.0,

@@ -9,13 +9,18 @@ are walked with SCAN (never KEYS), at most `max_scan_calls` calls of COUNT `scan
 and at most `max_keys` keys per check are read; the excess is counted, not exported. The socket
 timeout and a time budget for the whole walk stay well under the collector deadline, so a hung
 Redis costs this collector its metrics on this scrape, never the scrape.
+
+Every family a scrape yields holds its names in the exposition (exporter/names.py): the checks'
+configured names from start-up (`use`), names derived from hash fields while the fields exist. A
+name another family holds (a built-in, a record's) is skipped and counted (`name_collision`).
 """
 from __future__ import annotations
 
 import math
 import re
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +28,13 @@ import redis
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ..redis_client import client as redis_client
-from ..validation import KIND_SUFFIXES
+from ..validation import ConfigError, metric_name_problem
 from .key_checks import KeyCheck
 from .registry import CollectorSettings, register
 
 LENGTH = {"set": "scard", "list": "llen", "zset": "zcard", "stream": "xlen"}
 MAX_HASH_METRICS = 100  # distinct metrics one check may derive from unmapped hash fields
+SOURCE = "key checks"  # what holds the checks' names in the exposition
 
 
 def _number(raw: Any) -> float | None:
@@ -44,10 +50,11 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _field_suffix(name: str) -> str | None:
-    """A hash field name as a snake_case metric suffix, or None if promtool would object."""
-    suffix = re.sub(r"[^a-z0-9_]", "_", re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower())
-    return None if not suffix or suffix.endswith(KIND_SUFFIXES) else suffix
+def _field_metric(metric: str, field: str) -> str | None:
+    """`<metric>_<field>` with the field in snake_case, or None if promtool would object."""
+    suffix = re.sub(r"[^a-z0-9_]", "_", re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", field).lower())
+    name = f"{metric}_{suffix}"
+    return None if not suffix or metric_name_problem(name) else name
 
 
 @dataclass
@@ -60,12 +67,15 @@ class _Found:
 
 
 class _Output:
-    """The families of one scrape, with the reasons values were not exported."""
+    """The families of one scrape, with the reasons values were not exported. `claim` holds a
+    family's names in the exposition (None) or says why not."""
 
-    def __init__(self) -> None:
+    def __init__(self, claim: Callable[[str], str | None]) -> None:
+        self.claim = claim
         self.families: dict[str, tuple[str, tuple[str, ...], dict[tuple[str, ...], float]]] = {}
         self.skipped: dict[tuple[str, str], int] = {}
         self.derived: dict[str, set[str]] = {}
+        self.refused: set[str] = set()
 
     def skip(self, check: KeyCheck, reason: str) -> None:
         self.skipped[(check.id, reason)] = self.skipped.get((check.id, reason), 0) + 1
@@ -79,6 +89,10 @@ class _Output:
                 self.skip(check, "too_many_fields")
                 return
             names.add(name)
+        if name not in self.families and (name in self.refused or self.claim(name)):
+            self.refused.add(name)  # another family exposes it: never twice in one scrape
+            self.skip(check, "name_collision")
+            return
         _, labelnames, series = self.families.setdefault(name, (help_text, tuple(labels), {}))
         key = tuple(labels.values())
         if labelnames != tuple(labels):
@@ -102,18 +116,46 @@ class RedisStateCollector:
 
     def __init__(self, settings: CollectorSettings) -> None:
         self.checks = tuple(settings.key_checks)
+        self.names = settings.names
+        self._lock = threading.Lock()
+        self._reserved: frozenset[str] = frozenset()  # held from `use` on, found or not
+        self._exported: set[str] = set()  # names the last scrape yielded
         self.max_label_length = settings.max_label_length
         # Both well under the collector deadline: a hung Redis fails this collector fast.
         self.budget = settings.timeout / 2
         timeout = settings.timeout / 4
         self.client = redis_client(settings.redis_url, timeout=timeout, connect_timeout=timeout)
 
-    def reload(self, checks: Sequence[KeyCheck]) -> None:
-        """SIGHUP: the next scrape runs the new checks."""
-        self.checks = tuple(checks)
+    def use(self, checks: Sequence[KeyCheck]) -> None:
+        """Run `checks` from the next scrape on (start-up, SIGHUP). Their configured names are
+        held in the exposition from now on, so no record can take one before its key appears;
+        ConfigError, and nothing changes, when another family exposes one already."""
+        reserved = {family.name: family.type for family in self._families(checks)}
+        reserved.update((check.metric, "gauge") for check in checks)  # read from any key type
+        problem = self.names.replace(SOURCE, reserved.items())
+        if problem:
+            raise ConfigError("key_checks", problem)
+        with self._lock:
+            self.checks = tuple(checks)
+            self._reserved = frozenset(reserved)
+            self._exported = set()
+
+    def _claim(self, name: str) -> str | None:
+        return self.names.claim(name, "gauge", SOURCE)
+
+    def _release_absent(self, exported: set[str]) -> None:
+        """Give up the derived names this scrape did not yield (their keys or fields went)."""
+        with self._lock:
+            for name in self._exported - exported - self._reserved:
+                self.names.release(name, "gauge", SOURCE)
+            self._exported = exported
 
     def describe(self) -> Iterator[Metric]:
-        names = {name: check.help for check in self.checks for name in check.static_names()}
+        return self._families(self.checks)
+
+    def _families(self, checks: Sequence[KeyCheck]) -> Iterator[Metric]:
+        """The families known before reading Redis: the checks' configured names, and health."""
+        names = {name: check.help for check in checks for name in check.static_names()}
         for name, help_text in names.items():
             yield GaugeMetricFamily(name, help_text)
         yield from self._health()
@@ -129,7 +171,7 @@ class RedisStateCollector:
         pending = [(check, key, captures) for check, result in found.items()
                    for key, captures in result.keys.items()]
         types = self._pipeline([("type", key) for _, key, _ in pending], deadline)
-        out = _Output()
+        out = _Output(self._claim)
         read_keys = {check: 0 for check in self.checks}
         reads, readable = [], []
         for (check, key, captures), kind in zip(pending, map(_text, types)):
@@ -159,6 +201,7 @@ class RedisStateCollector:
                 truncated.add_metric([check.id], 1 if result.truncated else 0)
         for (check_id, reason), count in sorted(out.skipped.items()):
             skipped.add_metric([check_id, reason], count)
+        self._release_absent(set(out.families))
         yield from out.metrics()
         yield from (keys, over, truncated, skipped)
 
@@ -251,14 +294,13 @@ class RedisStateCollector:
         else:
             for raw_name, raw in reply.items():
                 number = _number(raw)
-                suffix = _field_suffix(_text(raw_name))
+                name = _field_metric(check.metric, _text(raw_name))
                 if number is None:
                     out.skip(check, "non_numeric")
-                elif suffix is None:
+                elif name is None:
                     out.skip(check, "bad_name")
                 else:
-                    out.add(check, f"{check.metric}_{suffix}",
-                            f"{check.help} Field {_text(raw_name)}.", labels,
+                    out.add(check, name, f"{check.help} Field {_text(raw_name)}.", labels,
                             number * check.scale, derived=True)
 
     @staticmethod

@@ -12,6 +12,7 @@ from typing import Protocol, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from ..names import Names
 from .key_checks import KeyCheck
 
 
@@ -23,12 +24,14 @@ class Collector(Protocol):
 
 @dataclass(frozen=True)
 class CollectorSettings:
-    """What collectors are handed: where Redis is, the key checks, the limits."""
+    """What collectors are handed: where Redis is, the key checks, the limits, and the names the
+    exposition holds (shared with the store: exporter/names.py)."""
 
     redis_url: str = "redis://localhost:6379/0"
     timeout: float = 3.0  # per-collector deadline on each scrape
     max_label_length: int = 128
     key_checks: Sequence[KeyCheck] = field(default_factory=tuple)
+    names: Names = field(default_factory=Names)
 
 
 @dataclass(frozen=True)

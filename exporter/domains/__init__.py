@@ -5,7 +5,7 @@ them); a new event type adds its module's class to `DOMAIN_CLASSES`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from . import agents, errors, rag, tasks, training, workflows
 from .base import Context, Domain
@@ -23,10 +23,10 @@ DOMAIN_CLASSES = (agents.AgentStatus, tasks.TaskUpdates, training.TrainingProgre
 
 
 def create_domains(ctx: Context, mappings: Sequence[Mapping] = (), max_generic_metrics: int = 1000,
-                   reserved: Callable[[str], bool] = lambda name: False,
+                   origin_labels: Sequence[str] = (),
                    llm: LlmSettings | None = None) -> dict[str, Domain]:
     """Every event domain by its event type, with its families registered in the store."""
     made: list[Domain] = [cls(ctx) for cls in DOMAIN_CLASSES]
-    made.append(GenericRecords(ctx, mappings, max_generic_metrics, reserved))
+    made.append(GenericRecords(ctx, mappings, max_generic_metrics, origin_labels))
     made.append(LlmCalls(ctx, llm or LlmSettings()))
     return {domain.name: domain for domain in made}

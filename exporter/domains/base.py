@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..names import BUILT_IN
 from ..store import Clock, Family, Store
 
 
@@ -32,9 +33,9 @@ class Context:
         return self.store.clock
 
     def family(self, name: str, kind: str, help: str, labelnames: Sequence[str] = (),
-               buckets: Sequence[float] | None = None) -> Family:
+               buckets: Sequence[float] | None = None, source: str = BUILT_IN) -> Family:
         """Register a family with its configured budget and TTL overrides."""
         budget = self.budgets.get(name)
         return self.store.family(name, kind, help, labelnames, buckets,
                                  budget=None if budget is None else int(budget),
-                                 ttl=self.ttls.get(name))
+                                 ttl=self.ttls.get(name), source=source)

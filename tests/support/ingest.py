@@ -19,11 +19,11 @@ class Ingest:
         self.config = dataclasses.replace(load(None, env={}), **settings)
         config = self.config
         self.store = Store(config.series_budget, config.series_ttl_seconds,
-                           config.counter_ttl_seconds)
+                           config.counter_ttl_seconds, config.max_labels)
         ctx = Context(self.store, config.max_label_length, config.series_budgets,
                       config.series_ttls)
         self.domains = create_domains(ctx, config.metrics, config.max_generic_metrics,
-                                      llm=config.llm)
+                                      config.origin_labels, config.llm)
         routes = {channel: self.domains[d] for channel, d in config.channels.items()}
         self.dispatcher = Dispatcher(self.store, routes, config.max_event_bytes)
 
