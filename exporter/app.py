@@ -87,7 +87,7 @@ class Exporter:
         with self.store.lock:
             build.set((__version__,), 1.0)
         self._reloaded(True)
-        self.health = RedisHealth(self.store)
+        self.health = RedisHealth(self.store, config.redis_url)
 
         settings = CollectorSettings(config.redis_url, config.collector_timeout_seconds,
                                      config.max_label_length, config.key_checks)
@@ -120,6 +120,7 @@ class Exporter:
                                               self.dispatcher, self.health, self.store,
                                               config.streams, config.consumer))
         self.registry.register(ExporterStats(self.store, self.sources))
+        self.registry.register(self.health)
         self.bridge = AlertBridge(config.alert_bridge, config.redis_url, self.store)
         self.server: Server | None = None
 
@@ -130,7 +131,9 @@ class Exporter:
         return {base + suffix for base in bases for suffix in SUFFIXES}
 
     def ready(self) -> bool:
-        return bool(self.sources) and all(source.ready for source in self.sources)
+        """Every source reads (/readyz): the condition of `agent_exporter_source_up`."""
+        now = time.monotonic()
+        return bool(self.sources) and all(source.reading(now) for source in self.sources)
 
     def render(self, openmetrics: bool) -> bytes:
         self.store.expire()
@@ -145,6 +148,8 @@ class Exporter:
         self.server = Server((host.strip("[]") or "0.0.0.0", int(port)), self.render, self.ready)
         self.server.mount("/alertmanager", self.bridge.handle, self.bridge.max_body_bytes)
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
+        threading.Thread(target=self.health.run, args=(self.stop,), name="redis-health",
+                         daemon=True).start()
         for source in self.sources:
             thread = threading.Thread(target=source.run, args=(self.stop,), name=source.name,
                                       daemon=True)

@@ -1,0 +1,128 @@
+"""Supervision without servers: the loop that survives anything, the error labels, and the
+scrape-time gauges that must never contradict each other."""
+from __future__ import annotations
+
+import threading
+
+import orjson
+import pytest
+import redis
+
+from exporter.sources import RedisSource
+from exporter.sources.health import RedisHealth, error_name
+from exporter.sources.streams import _rehearse
+from exporter.store import Store
+from tests.support.procs import parse_samples
+
+UNREACHABLE = "redis://127.0.0.1:1/0"  # never connected to: the sessions below do no I/O
+
+
+@pytest.mark.parametrize("exc, name", [
+    (redis.ResponseError("NOGROUP No such key 'events:tasks:updates' or consumer group"), "NOGROUP"),
+    (redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+     "WRONGTYPE"),
+    (redis.ResponseError("UNBLOCKED the stream key no longer exists"), "UNBLOCKED"),
+    (redis.exceptions.NoPermissionError("this user has no permissions", status_code="NOPERM"),
+     "NOPERM"),
+    (redis.ResponseError("SOMEMODULE said no, with a message that must not become a label"),
+     "ResponseError"),
+    (redis.ConnectionError("Connection refused"), "ConnectionError"),
+    (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "UnicodeDecodeError"),
+    (KeyError("events:x"), "KeyError"),
+])
+def test_errors_are_named_by_redis_code_or_class_never_by_message(exc, name):
+    assert error_name(exc) == name
+
+
+class Scripted(RedisSource):
+    """A source whose sessions fail as scripted; the last one stops the loop."""
+
+    name = "scripted"
+
+    def __init__(self, health: RedisHealth, failures: list[BaseException]) -> None:
+        super().__init__(UNREACHABLE, health)
+        self.failures = failures
+        self.sessions = 0
+
+    def session(self, client: redis.Redis, stop: threading.Event) -> None:
+        self.sessions += 1
+        self.live()
+        if self.failures:
+            raise self.failures.pop(0)
+        stop.set()
+
+
+class NoWait(threading.Event):
+    def wait(self, timeout: float | None = None) -> bool:  # backoff without sleeping
+        return self.is_set()
+
+
+def errors(store: Store) -> dict[tuple[str, ...], float]:
+    return {k: s.value for k, s in store.families["agent_exporter_source_errors_total"].series.items()}
+
+
+def test_no_failure_ends_the_reader_thread():
+    store = Store()
+    health = RedisHealth(store, UNREACHABLE)
+    failures: list[BaseException] = [RuntimeError("a bug"), KeyError("k"), redis.TimeoutError(),
+                                      redis.ResponseError("NOGROUP gone"), UnicodeDecodeError(
+                                          "utf-8", b"\xff", 0, 1, "bad")]
+    source = Scripted(health, failures)
+    source.run(NoWait())
+    assert source.sessions == 6
+    assert errors(store) == {("scripted", name): 1.0 for name in
+                             ("RuntimeError", "KeyError", "TimeoutError", "NOGROUP",
+                              "UnicodeDecodeError")}
+    assert store.families["agent_exporter_redis_reconnects_total"].series[()].value == 5
+
+
+def scrape(health: RedisHealth) -> dict:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(health)
+    return parse_samples(generate_latest(registry).decode())
+
+
+def test_redis_up_is_never_1_while_a_source_is_down():
+    health = RedisHealth(Store(), UNREACHABLE)
+    one, two = Scripted(health, []), Scripted(health, [])
+    two.name = "other"
+    health.responsive = True
+    one._live = two._live = True
+    s = scrape(health)
+    assert s[("agent_exporter_redis_up", frozenset())] == 1
+    assert s[("agent_exporter_source_up", frozenset({("source", "other")}))] == 1
+
+    two._live = False  # its session ended
+    s = scrape(health)
+    assert s[("agent_exporter_redis_up", frozenset())] == 0
+    assert s[("agent_exporter_source_up", frozenset({("source", "other")}))] == 0
+    assert s[("agent_exporter_source_up", frozenset({("source", "scripted")}))] == 1
+
+    two._live = True
+    health.responsive = False  # Redis stopped answering the PING: nobody reads
+    s = scrape(health)
+    assert s[("agent_exporter_redis_up", frozenset())] == 0
+    assert {v for (name, _), v in s.items() if name == "agent_exporter_source_up"} == {0}
+
+    health.responsive = True
+    two.gather.last -= 60  # its reader has not come back from a read for a minute: stuck
+    s = scrape(health)
+    assert s[("agent_exporter_source_up", frozenset({("source", "other")}))] == 0
+    assert s[("agent_exporter_redis_up", frozenset())] == 0
+
+
+def test_a_checkpoint_that_does_not_fit_fails_its_rehearsal_and_leaves_the_store_alone():
+    store = Store()
+    family = store.family("agent_tasks_total", "counter", "Tasks.", ["agent", "status"])
+    bad = orjson.loads(orjson.dumps(
+        {"agent_tasks_total": {"rows": [[["old", "done"], 5, 0], [["x", "done"], "five", 0]]}}))
+    with pytest.raises(ValueError):
+        _rehearse(store, bad)
+    with pytest.raises(TypeError):
+        _rehearse(store, [1, 2])
+    assert family.series == {}
+    good = {"agent_tasks_total": {"rows": [[["old", "done"], 5, 0]]}}
+    _rehearse(store, good)
+    assert family.series == {}  # a rehearsal only
