@@ -93,6 +93,7 @@ class StreamsSource(RedisSource):
         self.batch = settings.batch
         self.block_ms = settings.block_ms
         self.longest_wait = settings.block_ms / 1000
+        self.socket_timeout = self.longest_wait + RedisSource.socket_timeout  # a blocked read
         self.claim_idle_ms = int(settings.claim_idle_seconds * 1000)
         self.checkpoint_seconds = settings.checkpoint_seconds
         self.consumer = consumer
