@@ -1,5 +1,6 @@
 """Chaos: Redis killed, hung, restarted with and without its data, the exporter's permissions
-revoked, streams deleted or turned into strings, connections dropped, and bad events, at random,
+revoked, streams deleted or turned into strings, consumer groups destroyed, connections dropped,
+and bad events (garbage JSON, a channel or stream key that is not UTF-8), at random,
 while a publisher publishes and a scraper scrapes, for both source modes.
 
 What must hold: the exporter never exits; every scrape parses (Prometheus text and OpenMetrics);
@@ -152,6 +153,7 @@ class Chaos:
         if mode == "streams":
             self.faults["stream deleted"] = self.delete_stream
             self.faults["stream key turned into a string"] = self.wrong_type
+            self.faults["consumer group destroyed"] = self.destroy_group
 
     # -- the faults: each returns when Redis is back (time.monotonic()) ----------------------
 
@@ -206,6 +208,10 @@ class Chaos:
         with self.publisher.lock:
             self.admin.delete(TASKS)
             self.publisher.epoch += 1
+        return time.monotonic()
+
+    def destroy_group(self) -> float:
+        self.admin.xgroup_destroy(TASKS, "agent-exporter")  # the entries stay
         return time.monotonic()
 
     def wrong_type(self) -> float:

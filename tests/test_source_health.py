@@ -66,14 +66,14 @@ def test_no_failure_ends_the_reader_thread():
     health = RedisHealth(store, UNREACHABLE)
     failures: list[BaseException] = [RuntimeError("a bug"), KeyError("k"), redis.TimeoutError(),
                                       redis.ResponseError("NOGROUP gone"), UnicodeDecodeError(
-                                          "utf-8", b"\xff", 0, 1, "bad")]
+                                          "utf-8", b"\xff", 0, 1, "bad"), SystemExit(3)]
     source = Scripted(health, failures)
     source.run(NoWait())
-    assert source.sessions == 6
+    assert source.sessions == 7
     assert errors(store) == {("scripted", name): 1.0 for name in
                              ("RuntimeError", "KeyError", "TimeoutError", "NOGROUP",
-                              "UnicodeDecodeError")}
-    assert store.families["agent_exporter_redis_reconnects_total"].series[()].value == 5
+                              "UnicodeDecodeError", "SystemExit")}
+    assert store.families["agent_exporter_redis_reconnects_total"].series[()].value == 6
 
 
 def scrape(health: RedisHealth) -> dict:

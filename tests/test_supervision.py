@@ -105,6 +105,20 @@ def test_streams_recreate_a_stream_deleted_while_it_is_read(redis_url, start_exp
     assert tasks_done(exporter, "before") == 1
 
 
+def test_streams_recreate_a_destroyed_group_after_the_entries_already_read(redis_url,
+                                                                            start_exporter):
+    exporter = start_exporter(redis_url, *NO_COLLECTORS, config=FAST_STREAMS)
+    for _ in range(5):
+        publish_task(redis_url, "before", "streams")
+    wait_until(lambda: tasks_done(exporter, "before") == 5)
+    redis.Redis.from_url(redis_url).xgroup_destroy(TASKS, "agent-exporter")
+    wait_until(lambda: errors(exporter, "streams"), message="the failed read counted")
+    publish_task(redis_url, "after", "streams")
+    wait_until(lambda: tasks_done(exporter, "after") == 1, timeout=20,
+               message="entries after the new group read")
+    assert tasks_done(exporter, "before") == 5, "the stream survived: nothing is read twice"
+
+
 def test_streams_skip_a_key_of_another_type_and_read_the_others(redis_url, start_exporter):
     exporter = start_exporter(redis_url, *NO_COLLECTORS, config=FAST_STREAMS)
     client = redis.Redis.from_url(redis_url)

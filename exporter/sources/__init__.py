@@ -114,7 +114,7 @@ class RedisSource:
                 finally:
                     self._live = False
                     client.close()
-            except Exception as exc:  # everything: an unexpected one is a bug to count and survive
+            except BaseException as exc:  # everything (SystemExit too): a bug to count and survive
                 if self.gather.last > started:  # it had been reading: a new failure, not the same
                     self._backoff.reset()
                 self.health.failed(self.name, exc, "starting a new session after a backoff")

@@ -102,6 +102,7 @@ class StreamsSource(RedisSource):
         # key as label text).
         self.streams: dict[bytes, tuple[str, str]] = {}
         self.unacked: dict[bytes, list[bytes]] = {}
+        self.last_ids: dict[bytes, tuple[int, int]] = {}  # the newest entry applied per stream
         self.unsaved = False  # state changed in a way no acknowledgement will checkpoint
         self.restored = False
         self._own_families()
@@ -251,9 +252,14 @@ class StreamsSource(RedisSource):
                 self.unacked[stream] = [] if created else self.unacked.get(stream, [])
 
     def _create_group(self, client: redis.Redis, stream: bytes) -> bool:
-        """True when the group is new (the stream, too, if it did not exist)."""
+        """True when the group is new (the stream, too, if it did not exist). A group this
+        process has read from before starts after the newest entry it applied: if the group
+        alone was lost, what it had delivered is not read twice, and a stream that was lost
+        with it gets new entries with newer ids anyway."""
+        last = self.last_ids.get(stream)
+        start = self.start_id if last is None else f"{last[0]}-{last[1]}"
         try:
-            client.xgroup_create(stream, self.group, id=self.start_id, mkstream=True)
+            client.xgroup_create(stream, self.group, id=start, mkstream=True)
         except redis.ResponseError as exc:
             if error_name(exc) != "BUSYGROUP":
                 raise
@@ -281,6 +287,10 @@ class StreamsSource(RedisSource):
         only its acknowledgement is left to do. The ids are listed for the checkpoint first:
         entries whose applying failed are never applied a second time."""
         route, name = self.streams[stream]
+        if entries:  # in id order: the last is the newest
+            newest = _entry_id(entries[-1][0])
+            if newest > self.last_ids.get(stream, (0, 0)):
+                self.last_ids[stream] = newest
         self.unacked[stream] += [entry[0] for entry in entries]
         with self.store.lock:
             self.read.inc((name,), len(entries))
@@ -363,6 +373,12 @@ def _rehearse(store: Store, snapshot: Any) -> None:
     for name, kind, help, labelnames, bounds, dynamic in shapes:
         scratch.family(name, kind, help, labelnames, bounds).dynamic = dynamic
     scratch.load(snapshot)
+
+
+def _entry_id(raw: bytes) -> tuple[int, int]:
+    """A stream entry id (b"1700000000000-3") as numbers, which compare in stream order."""
+    ms, _, seq = raw.partition(b"-")
+    return int(ms), int(seq or 0)
 
 
 def _by_stream(replies: dict | list | None) -> Iterable[tuple[bytes, list]]:
