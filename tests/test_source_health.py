@@ -8,9 +8,10 @@ import orjson
 import pytest
 import redis
 
+from exporter.dispatcher import Dispatcher
 from exporter.sources import RedisSource
 from exporter.sources.health import RedisHealth, error_name
-from exporter.sources.streams import _rehearse
+from exporter.sources.streams import StreamsSettings, StreamsSource, _rehearse
 from exporter.store import Store
 from tests.support.procs import parse_samples
 
@@ -126,3 +127,39 @@ def test_a_checkpoint_that_does_not_fit_fails_its_rehearsal_and_leaves_the_store
     good = {"agent_tasks_total": {"rows": [[["old", "done"], 5, 0]]}}
     _rehearse(store, good)
     assert family.series == {}  # a rehearsal only
+
+
+class CheckpointClient:
+    """Answers GET of the checkpoint key with a value or an exception."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+    def get(self, key: str) -> object:
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return self.answer
+
+
+def streams_source(store: Store) -> StreamsSource:
+    return StreamsSource(UNREACHABLE, {}, Dispatcher(store, {}, 1000), RedisHealth(store, UNREACHABLE),
+                         store, StreamsSettings(), "c1")
+
+
+@pytest.mark.parametrize("failure", [redis.ConnectionError("lost"), redis.TimeoutError("slow"),
+                                     redis.exceptions.NoPermissionError("no", status_code="NOPERM")])
+def test_a_checkpoint_that_cannot_be_fetched_is_tried_again_not_skipped(failure):
+    store = Store()
+    source = streams_source(store)
+    with pytest.raises(type(failure)):
+        source._restore(CheckpointClient(failure))  # the session ends; the next one tries again
+    assert errors(store) == {} and not source.unsaved
+
+
+@pytest.mark.parametrize("answer", [b"not json", b"[]", redis.ResponseError("WRONGTYPE a hash")])
+def test_a_checkpoint_whose_content_cannot_be_loaded_is_skipped_once(answer):
+    store = Store()
+    source = streams_source(store)
+    source._restore(CheckpointClient(answer))
+    assert errors(store) == {("streams", "UnreadableCheckpoint"): 1.0}
+    assert source.unsaved  # the next checkpoint replaces it

@@ -165,20 +165,22 @@ class StreamsSource(RedisSource):
         connection, a missing permission) ends the session instead, to be tried again."""
         try:
             blob = client.get(self.checkpoint_key)
-            if not blob:
-                return
-            snapshot = orjson.loads(blob)
-            _rehearse(self.store, snapshot)
         except redis.ResponseError as exc:
-            if error_name(exc) != "WRONGTYPE":
+            if error_name(exc) != "WRONGTYPE":  # the key holds another type: unreadable
                 raise
             problem: Exception = exc
-        except Exception as exc:  # whatever the content makes the loader raise
-            problem = exc
         else:
-            self.store.load(snapshot)
-            log.info("restored checkpoint %s", self.checkpoint_key)
-            return
+            if not blob:
+                return
+            try:
+                snapshot = orjson.loads(blob)
+                _rehearse(self.store, snapshot)
+            except Exception as exc:  # whatever the content makes the loader raise
+                problem = exc
+            else:
+                self.store.load(snapshot)
+                log.info("restored checkpoint %s", self.checkpoint_key)
+                return
         self.health.failed(self.name, UnreadableCheckpoint(
             f"checkpoint {self.checkpoint_key}: {type(problem).__name__}: {str(problem)[:200]}"),
             "skipped; the next checkpoint replaces it")
