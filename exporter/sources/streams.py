@@ -334,7 +334,9 @@ class StreamsSource(RedisSource):
             for stream in acks:
                 pipe.xgroup_delconsumer(stream, self.group, self.consumer)
             try:
-                _, *acked = pipe.execute(raise_on_error=False)
+                stored, *acked = pipe.execute(raise_on_error=False)
+                if isinstance(stored, Exception):
+                    raise stored
             except Exception:
                 with self.store.lock:
                     self.checkpoints.inc(("error",))
