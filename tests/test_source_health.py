@@ -163,3 +163,28 @@ def test_a_checkpoint_whose_content_cannot_be_loaded_is_skipped_once(answer):
     source._restore(CheckpointClient(answer))
     assert errors(store) == {("streams", "UnreadableCheckpoint"): 1.0}
     assert source.unsaved  # the next checkpoint replaces it
+
+
+class PingClient:
+    def __init__(self, failure: BaseException | None) -> None:
+        self.failure = failure
+
+    def ping(self) -> bool:
+        if self.failure is not None:
+            raise self.failure
+        return True
+
+
+@pytest.mark.parametrize("failure, responsive", [
+    (None, True),
+    (redis.exceptions.NoPermissionError("no", status_code="NOPERM"), True),  # an answer
+    (redis.ResponseError("BUSY Redis is busy running a script."), False),
+    (redis.exceptions.BusyLoadingError("loading"), False),
+    (redis.TimeoutError("Timeout reading from socket"), False),
+    (redis.ConnectionError("refused"), False),
+])
+def test_redis_is_responsive_while_it_answers_the_ping(failure, responsive):
+    health = RedisHealth(Store(), UNREACHABLE)
+    health.responsive = not responsive
+    health._check(PingClient(failure))
+    assert health.responsive is responsive

@@ -2,14 +2,16 @@
 meets is counted and survived, and the exporter never says it reads while it does not.
 
 One test per failure class: a channel or stream key that is not UTF-8, a stream deleted while
-read, a stream key of another type, Redis restarted without its data, a checkpoint that cannot be
-loaded, a missing ACL permission, a bug in a handler, a hung Redis.
+read, a consumer group destroyed, a stream key of another type, Redis restarted without its data,
+a checkpoint that cannot be loaded, a missing ACL permission, a bug in a handler, a hung Redis, a
+Redis busy running a script.
 """
 from __future__ import annotations
 
 import os
 import signal
 import textwrap
+import threading
 import time
 
 import orjson
@@ -273,6 +275,29 @@ def test_a_hung_redis_is_reported_within_15_seconds(mode, tmp_path, start_export
         wait_until(lambda: tasks_done(exporter, "a") == 1)
     finally:
         server.proc.signal(signal.SIGCONT)
+        server.stop()
+
+
+def test_a_redis_busy_running_a_script_is_reported(tmp_path, start_exporter):
+    """The subscriber waits quietly; only the health check can tell that Redis serves nothing."""
+    server = RedisServer(tmp_path / "redis", extra=["--busy-reply-threshold", "1000"]).start()
+
+    def run_a_script_forever() -> None:
+        try:
+            server.client().eval("while true do end", 0)
+        except redis.ResponseError:  # ended by SCRIPT KILL
+            pass
+
+    busy = threading.Thread(target=run_a_script_forever, daemon=True)
+    try:
+        exporter = start_exporter(server.url, *NO_COLLECTORS)
+        busy.start()
+        wait_until(lambda: down(exporter, "pubsub"), timeout=DETECT_HUNG_SECONDS,
+                   message="a busy Redis reported")
+        server.client().script_kill()
+        wait_until(lambda: reading(exporter, "pubsub"), timeout=20, message="reading again")
+    finally:
+        busy.join(10)
         server.stop()
 
 

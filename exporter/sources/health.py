@@ -121,11 +121,12 @@ class RedisHealth:
         client.close()
 
     def _check(self, client: redis.Redis) -> None:
+        problem: Exception | None = None
         try:
             client.ping()
-            problem = None
-        except redis.ResponseError:  # an error reply (NOPERM, …) is an answer: Redis is alive
-            problem = None
+        except redis.ResponseError as exc:  # an answer (NOPERM, …): alive, unless it is busy
+            if error_name(exc) == "BUSY":  # running a script: it serves nothing else
+                problem = exc
         except Exception as exc:  # no answer in time, refused, loading: not usable
             problem = exc
         if problem is None and not self.responsive:

@@ -249,8 +249,8 @@ class StreamsSource(RedisSource):
                                        "it is a stream again")
                     continue
                 self.streams[stream] = (route, name_text(stream))
-                if created and self.unacked.get(stream):
-                    self.unsaved = True  # a new group: the old one's pending list went with it
+                if created and self.restored:  # a group lost since: the checkpoint may be too
+                    self.unsaved = True
                 self.unacked[stream] = [] if created else self.unacked.get(stream, [])
 
     def _create_group(self, client: redis.Redis, stream: bytes) -> bool:
