@@ -217,6 +217,40 @@ def test_a_source_without_a_permission_says_why_and_reads_once_granted(mode, tmp
         server.stop()
 
 
+# The least permissions the runbook of ExporterSourceNotReading lists.
+LEAST_PERMISSIONS = [
+    "resetkeys", "~events:*", "~agent-exporter:checkpoint:*",
+    "resetchannels", "&events:*", "&events:errors:*", "&agent-exporter:canary:*",
+    "-@all", "+ping", "+subscribe", "+psubscribe", "+publish",
+    "+scan", "+xgroup", "+xreadgroup", "+xpending", "+xclaim", "+xinfo", "+get", "+set",
+    "+multi", "+exec",
+]
+
+
+@pytest.mark.parametrize("mode", ["pubsub", "streams"])
+def test_the_documented_least_permissions_suffice(mode, tmp_path, start_exporter):
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        server.client().execute_command("ACL", "SETUSER", "least", "on", ">pw",
+                                        *LEAST_PERMISSIONS)
+        exporter = start_exporter(f"redis://least:pw@127.0.0.1:{server.port}/0",
+                                  *NO_COLLECTORS, config=CONFIGS[mode])
+        publish_task(server.url, "a", mode)
+        wait_until(lambda: tasks_done(exporter, "a") == 1)
+        if mode == "pubsub":  # a canary went out and came back
+            first = value(exporter.samples(), "agent_exporter_canary_age_seconds")
+            wait_until(lambda: value(exporter.samples(), "agent_exporter_canary_age_seconds")
+                       < first, timeout=20, message="a canary back")
+        else:  # a checkpoint was written, and groups were reported
+            wait_until(lambda: value(exporter.samples(), "agent_exporter_stream_pending_entries",
+                                     stream=TASKS) == 0)
+            assert value(exporter.samples(), "agent_exporter_checkpoints_total", result="ok") >= 1
+        assert errors(exporter, mode) == {}
+        assert reading(exporter, mode)
+    finally:
+        server.stop()
+
+
 INJECTED_BUG = """
 import exporter.domains.tasks as tasks
 
