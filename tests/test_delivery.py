@@ -13,10 +13,17 @@ import requests
 
 from exporter.publisher import Publisher
 from exporter.sources.pubsub import CANARY_MISSES, CANARY_SECONDS, PubSubSource
-from tests.support.procs import FAST_STREAMS, NO_COLLECTORS, Exporter, RedisServer, value, wait_until
+from tests.support.procs import NO_COLLECTORS, Exporter, RedisServer, value, wait_until
 
 pytestmark = pytest.mark.integration
 
+FAST_STREAMS = """
+source: streams
+streams:
+  checkpoint_seconds: 0.2
+  claim_idle_seconds: 1
+  block_ms: 100
+"""
 
 
 def total(samples: dict, metric: str) -> float:

@@ -90,18 +90,18 @@ def test_redis_up_is_never_1_while_a_source_is_down():
     one, two = Scripted(health, []), Scripted(health, [])
     two.name = "other"
     health.responsive = True
-    one._live = two._live = True
+    one._ready = two._ready = True
     s = scrape(health)
     assert s[("agent_exporter_redis_up", frozenset())] == 1
     assert s[("agent_exporter_source_up", frozenset({("source", "other")}))] == 1
 
-    two._live = False  # its session ended
+    two._ready = False  # its session ended
     s = scrape(health)
     assert s[("agent_exporter_redis_up", frozenset())] == 0
     assert s[("agent_exporter_source_up", frozenset({("source", "other")}))] == 0
     assert s[("agent_exporter_source_up", frozenset({("source", "scripted")}))] == 1
 
-    two._live = True
+    two._ready = True
     health.responsive = False  # Redis stopped answering the PING: nobody reads
     s = scrape(health)
     assert s[("agent_exporter_redis_up", frozenset())] == 0

@@ -20,19 +20,18 @@ import redis
 import requests
 
 from exporter.publisher import Publisher
-from tests.support.procs import (
-    FAST_STREAMS,
-    NO_COLLECTORS,
-    REPO,
-    Exporter,
-    RedisServer,
-    value,
-    wait_until,
-)
+from tests.support.procs import NO_COLLECTORS, REPO, Exporter, RedisServer, value, wait_until
 
 pytestmark = pytest.mark.integration
 
-CONFIGS = {"pubsub": None, "streams": FAST_STREAMS}
+STREAMS = """
+source: streams
+streams:
+  checkpoint_seconds: 0.2
+  block_ms: 100
+"""
+
+CONFIGS = {"pubsub": None, "streams": STREAMS}
 TASKS = "events:tasks:updates"
 DETECT_HUNG_SECONDS = 15.0
 
@@ -81,7 +80,7 @@ def test_pubsub_reads_on_after_a_channel_name_that_is_not_utf8(redis_url, start_
 def test_streams_read_a_stream_key_that_is_not_utf8(redis_url, start_exporter):
     client = redis.Redis.from_url(redis_url)
     client.xadd(b"events:errors:\xff\xfe", {"data": orjson.dumps({"component": "c"})})
-    exporter = start_exporter(redis_url, *NO_COLLECTORS, config=FAST_STREAMS)
+    exporter = start_exporter(redis_url, *NO_COLLECTORS, config=STREAMS)
     wait_until(lambda: value(exporter.samples(), "agent_errors_total", kind="\\xff\\xfe",
                              component="c") == 1, message="the entry of the odd stream")
     wait_until(lambda: value(exporter.samples(), "agent_exporter_stream_entries_acked_total",
@@ -92,7 +91,7 @@ def test_streams_read_a_stream_key_that_is_not_utf8(redis_url, start_exporter):
 
 
 def test_streams_recreate_a_stream_deleted_while_it_is_read(redis_url, start_exporter):
-    exporter = start_exporter(redis_url, *NO_COLLECTORS, config=FAST_STREAMS)
+    exporter = start_exporter(redis_url, *NO_COLLECTORS, config=STREAMS)
     publish_task(redis_url, "before", "streams")
     wait_until(lambda: tasks_done(exporter, "before") == 1)
     # The reader fails on the next command that names it: UNBLOCKED or NOGROUP (XREADGROUP,
@@ -109,7 +108,7 @@ def test_streams_recreate_a_stream_deleted_while_it_is_read(redis_url, start_exp
 
 def test_streams_recreate_a_destroyed_group_after_the_entries_already_read(redis_url,
                                                                             start_exporter):
-    exporter = start_exporter(redis_url, *NO_COLLECTORS, config=FAST_STREAMS)
+    exporter = start_exporter(redis_url, *NO_COLLECTORS, config=STREAMS)
     for _ in range(5):
         publish_task(redis_url, "before", "streams")
     wait_until(lambda: tasks_done(exporter, "before") == 5)
@@ -122,7 +121,7 @@ def test_streams_recreate_a_destroyed_group_after_the_entries_already_read(redis
 
 
 def test_streams_skip_a_key_of_another_type_and_read_the_others(redis_url, start_exporter):
-    exporter = start_exporter(redis_url, *NO_COLLECTORS, config=FAST_STREAMS)
+    exporter = start_exporter(redis_url, *NO_COLLECTORS, config=STREAMS)
     client = redis.Redis.from_url(redis_url)
     client.delete(TASKS)
     client.set(TASKS, "not a stream")
@@ -142,7 +141,7 @@ def test_streams_skip_a_key_of_another_type_and_read_the_others(redis_url, start
 def test_streams_recreate_groups_after_redis_restarted_without_its_data(tmp_path, start_exporter):
     server = RedisServer(tmp_path / "redis").start()
     try:
-        exporter = start_exporter(server.url, *NO_COLLECTORS, config=FAST_STREAMS,
+        exporter = start_exporter(server.url, *NO_COLLECTORS, config=STREAMS,
                                   env={"AGENT_EXPORTER_CONSUMER": "c1"})
         publish_task(server.url, "a", "streams")
         wait_until(lambda: tasks_done(exporter, "a") == 1)
@@ -174,7 +173,7 @@ def test_a_checkpoint_that_cannot_be_loaded_is_skipped_counted_and_replaced(kind
     key = "agent-exporter:checkpoint:agent-exporter:c1"
     client = redis.Redis.from_url(redis_url)
     BAD_CHECKPOINTS[kind](client, key)
-    exporter = start_exporter(redis_url, *NO_COLLECTORS, config=FAST_STREAMS,
+    exporter = start_exporter(redis_url, *NO_COLLECTORS, config=STREAMS,
                               env={"AGENT_EXPORTER_CONSUMER": "c1"})
     publish_task(redis_url, "new", "streams")
     wait_until(lambda: tasks_done(exporter, "new") == 1)
@@ -337,7 +336,7 @@ def test_a_redis_busy_running_a_script_is_reported(tmp_path, start_exporter):
 
 def test_a_healthy_exporter_reports_every_source_reading(redis_url, start_exporter):
     """The new gauges on a healthy exporter: up, and a last read that keeps advancing."""
-    exporter = start_exporter(redis_url, *NO_COLLECTORS, "--source", "both", config=FAST_STREAMS)
+    exporter = start_exporter(redis_url, *NO_COLLECTORS, "--source", "both", config=STREAMS)
     s = exporter.samples()
     for source in ("pubsub", "streams"):
         assert value(s, "agent_exporter_source_up", source=source) == 1

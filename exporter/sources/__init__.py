@@ -82,13 +82,18 @@ class RedisSource:
         self.health = health
         self.gather = Gather()  # also the time of the last read
         self._backoff = Backoff()
-        self._live = False  # a session is established
+        self._ready = False
         health.watch(self)
+
+    @property
+    def ready(self) -> bool:
+        """A session is established (subscribed, groups in place)."""
+        return self._ready
 
     def reading(self, now: float) -> bool:
         """Session established, Redis answering its health check, and a read returned lately
         (`now`: time.monotonic())."""
-        return (self._live and self.health.responsive
+        return (self._ready and self.health.responsive
                 and now - self.gather.last < self.longest_wait + STALL_SECONDS)
 
     def last_read(self) -> float:
@@ -97,7 +102,7 @@ class RedisSource:
 
     def live(self) -> None:
         """Called by a session once it is established (subscribed, groups in place)."""
-        self._live = True
+        self._ready = True
         self.health.connected(self.name)
 
     def session(self, client: redis.Redis, stop: threading.Event) -> None:
@@ -112,7 +117,7 @@ class RedisSource:
                 try:
                     self.session(client, stop)
                 finally:
-                    self._live = False
+                    self._ready = False
                     client.close()
             except BaseException as exc:  # everything (SystemExit too): a bug to count and survive
                 if self.gather.last > started:  # it had been reading: a new failure, not the same

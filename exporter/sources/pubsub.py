@@ -154,7 +154,7 @@ class PubSubSource(RedisSource):
     def _send_canaries(self, stop: threading.Event) -> None:
         client = redis_client(self.redis_url, timeout=10.0)
         while not stop.wait(CANARY_SECONDS):
-            if not self._live:
+            if not self._ready:
                 continue
             try:
                 client.publish(self.canary, b"1")

@@ -290,7 +290,7 @@ class StreamsSource(RedisSource):
         entries whose applying failed are never applied a second time."""
         route, name = self.streams[stream]
         if entries:  # in id order: the last is the newest
-            newest = _entry_id(entries[-1][0])
+            newest = _order(entries[-1][0])
             if newest > self.last_ids.get(stream, (0, 0)):
                 self.last_ids[stream] = newest
         self.unacked[stream] += [entry[0] for entry in entries]
@@ -379,17 +379,17 @@ def _rehearse(store: Store, snapshot: Any) -> None:
     scratch.load(snapshot)
 
 
-def _entry_id(raw: bytes) -> tuple[int, int]:
-    """A stream entry id (b"1700000000000-3") as numbers, which compare in stream order."""
-    ms, _, seq = raw.partition(b"-")
-    return int(ms), int(seq or 0)
-
-
 def _by_stream(replies: dict | list | None) -> Iterable[tuple[bytes, list]]:
     """A raw XREADGROUP reply as (stream, entries): a map in RESP3, pairs in RESP2."""
     if not replies:
         return ()
     return replies.items() if isinstance(replies, dict) else replies
+
+
+def _order(entry_id: bytes) -> tuple[int, int]:
+    """A stream entry id (b"ms-seq") as something that sorts as Redis sorts them."""
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)
 
 
 def _data(fields: list[bytes] | dict[bytes, bytes] | None) -> bytes | None:

@@ -19,15 +19,6 @@ import pytest
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
-NO_COLLECTORS = ("--no-collector.host", "--no-collector.gpu", "--no-collector.redis_state")
-# The streams source with short intervals, so that tests see checkpoints and claims quickly.
-FAST_STREAMS = """
-source: streams
-streams:
-  checkpoint_seconds: 0.2
-  claim_idle_seconds: 1
-  block_ms: 100
-"""
 PROCESSES_ALLOWED = True  # set per test by conftest: only integration tests start processes
 
 
@@ -152,6 +143,10 @@ class RedisServer:
     def kill(self) -> None:
         if self.proc:
             self.proc.kill()
+
+
+# Flags for an exporter that reads events only: no host, GPU or Redis-state readings.
+NO_COLLECTORS = ("--no-collector.host", "--no-collector.gpu", "--no-collector.redis_state")
 
 
 class Exporter:
