@@ -29,13 +29,13 @@ TEST_FILES = sorted((PROM / "tests").glob("*.yml"))
 SCENARIOS = PROM / "tests" / "scenarios"
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 RUNBOOK_BASE = "https://github.com/agent-exporter/agent-exporter/blob/main/docs/runbooks.md#"
-RUNBOOK_SERVED = "http://127.0.0.1:9842/runbooks/"  # the exporter serves docs/runbooks.md
+RUNBOOKS_SERVED = "http://127.0.0.1:9842/runbooks/"  # the exporter's GET /runbooks/<AlertName>
 
 DOMAINS = ("agents", "tasks", "rag", "training", "workflows", "gpu", "system", "exporter")
 SEVERITIES = {"critical", "warning", "info"}
 CATEGORIES = {"training", "gpu", "tasks", "distribution", "rag", "system"}
 ANNOTATIONS = {"summary", "description", "runbook_url", "recommendation"}
-OPTIONAL_ANNOTATIONS = {"value", "threshold"}
+VALUE_ANNOTATIONS = {"value", "threshold"}  # the triggering number and the threshold
 RECORD_NAME = re.compile(r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
 ALERT_NAME = re.compile(r"^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*$")
 # Alerts that fire because their input stopped: alertmanager.yml inhibits them while the exporter
@@ -234,14 +234,16 @@ def test_alert_labels_and_annotations(rule: dict):
     assert labels["category"] in CATEGORIES
     assert set(labels) <= {"severity", "category", "requires"}
     assert labels.get("requires", "exporter-data") == "exporter-data"
-    assert ANNOTATIONS <= set(annotations) <= ANNOTATIONS | OPTIONAL_ANNOTATIONS
+    assert ANNOTATIONS <= set(annotations) <= ANNOTATIONS | VALUE_ANNOTATIONS
+    if VALUE_ANNOTATIONS & set(annotations):
+        assert "$value" in annotations["value"] and float(annotations["threshold"]) >= 0
     assert "{{" not in annotations["summary"] and annotations["summary"].endswith(".")
     assert "{{" not in annotations["recommendation"] and annotations["recommendation"].strip()
     if rule["alert"] not in ALWAYS_FIRING:
         assert re.search(r"\{\{.*\$(value|labels)", annotations["description"]), \
             "description must be templated with $value or $labels"
     assert annotations["runbook_url"] in (RUNBOOK_BASE + rule["alert"].lower(),
-                                          RUNBOOK_SERVED + rule["alert"])
+                                          RUNBOOKS_SERVED + rule["alert"])
 
 
 def test_every_runbook_url_has_a_section_and_every_section_an_alert():

@@ -341,7 +341,7 @@ def test_a_healthy_exporter_reports_every_source_reading(redis_url, start_export
     for source in ("pubsub", "streams"):
         assert value(s, "agent_exporter_source_up", source=source) == 1
     first = value(s, "agent_exporter_source_last_read_timestamp_seconds", source="pubsub")
-    assert abs(first - time.time()) < 5
+    assert abs(first - time.time()) < 10  # a canary comes back every 5 s
     wait_until(lambda: value(exporter.samples(), "agent_exporter_source_last_read_timestamp_seconds",
                              source="streams") > first, message="the last read advances")
     assert value(exporter.samples(), "agent_exporter_redis_up") == 1

@@ -47,10 +47,6 @@ class Gather:
         if read < GATHER_BELOW and self.rate < GATHER_RATE:
             stop.wait(GATHER_SECONDS)
 
-    def idle(self) -> None:
-        """A read that waited its whole timeout and returned nothing."""
-        self.last = time.monotonic()
-
 
 class Backoff:
     """Capped exponential backoff between reconnect attempts."""

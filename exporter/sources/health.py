@@ -2,9 +2,10 @@
 
 A monitor that stops reading while it still answers scrapes is the worst failure it can have, so
 "up" is never taken on trust. A source is reading while its session is established, Redis
-answers a PING on a connection of its own, and a read returned lately (an empty blocking read
-counts). All three are evaluated at scrape time, from state the readers keep anyway, so none of
-this costs the read loops anything: `agent_exporter_source_up`,
+answers a PING on a connection of its own, and a read returned lately (a stream read that
+returned empty counts; a quiet subscription still gets the exporter's canary every 5 s). All
+three are evaluated at scrape time, from state the readers keep anyway, so none of this costs
+the read loops anything: `agent_exporter_source_up`,
 `agent_exporter_source_last_read_timestamp_seconds` and `agent_exporter_redis_up` (1 only while
 Redis answers and every source reads) come from one evaluation and cannot contradict each other.
 
@@ -148,9 +149,9 @@ class RedisHealth:
                                "answering its health check, a read returned lately.",
                                labels=["source"])
         last = GaugeMetricFamily("agent_exporter_source_last_read_timestamp_seconds",
-                                 "When a read of the event source last returned (an empty "
-                                 "blocking read included); start-up time before the first.",
-                                 labels=["source"])
+                                 "When the event source last read: a stream read (an empty one "
+                                 "included) or a pub/sub message (the canary included); "
+                                 "start-up time before the first.", labels=["source"])
         everyone = bool(self.sources)
         for source in self.sources:
             reading = source.reading(now)

@@ -44,7 +44,9 @@ class PubSubSource(RedisSource):
     # The idle wait of a read is the connection's own timeout: a read given a timeout of its
     # own costs two more system calls (setting it and restoring it) per wake-up.
     socket_timeout = POLL_SECONDS
-    longest_wait = POLL_SECONDS
+    # A quiet subscription still receives the canary: a read that returns nothing does not count
+    # (a hung Redis lets it time out as well), a message does.
+    longest_wait = CANARY_SECONDS
 
     def __init__(self, redis_url: str, routes: list[str], dispatcher: Dispatcher,
                  health: RedisHealth) -> None:
@@ -56,6 +58,7 @@ class PubSubSource(RedisSource):
         self.channels.append(self.canary)
         self._canary_received = time.monotonic()
         self._canary_published = 0.0  # when a canary was last sent while subscribed
+        self._canary_due = threading.Event()  # set: send one now, not at the next interval
 
     def canary_age(self) -> float:
         """Seconds since the last canary came back (the scrape-time age metric)."""
@@ -71,6 +74,7 @@ class PubSubSource(RedisSource):
         try:
             self._subscribe(pubsub)
             self.live()
+            self._canary_due.set()  # its return is the session's first read
             self._read(pubsub.connection, stop)
         finally:
             pubsub.close()
@@ -101,7 +105,6 @@ class PubSubSource(RedisSource):
             try:  # a read with a deadline (socket_timeout), not a poll before every message
                 replies = [connection.read_response(disconnect_on_error=False)]
             except redis.TimeoutError:
-                gather.idle()
                 self._check_canary()  # idle: a chance to see that the subscription died
                 continue
             while len(replies) < BATCH:
@@ -153,8 +156,10 @@ class PubSubSource(RedisSource):
 
     def _send_canaries(self, stop: threading.Event) -> None:
         client = redis_client(self.redis_url, timeout=10.0)
-        while not stop.wait(CANARY_SECONDS):
-            if not self._ready:
+        while not stop.is_set():
+            self._canary_due.wait(CANARY_SECONDS)
+            self._canary_due.clear()
+            if stop.is_set() or not self._ready:
                 continue
             try:
                 client.publish(self.canary, b"1")
