@@ -10,7 +10,8 @@ reported within 15 s; and once the dust settles, streams counters equal what the
 for the data that survived (and never exceed what was published for the data that did not).
 
 The run is seeded: CHAOS_SEED picks the faults, their order and their lengths (printed, with
-the recovery and detection times measured); CHAOS_SECONDS bounds the random part of each run.
+the recovery and detection times measured); CHAOS_SECONDS bounds the random part of each run;
+CHAOS_REPORT names a file the measured times are appended to (one JSON line per run).
 """
 from __future__ import annotations
 
@@ -336,4 +337,9 @@ def test_chaos(mode, tmp_path):
         assert chaos.scraper.scrapes > 0
     finally:
         print(chaos.report())
+        if os.environ.get("CHAOS_REPORT"):
+            with open(os.environ["CHAOS_REPORT"], "ab") as report:
+                report.write(orjson.dumps({"mode": mode, "seed": SEED,
+                                           "recoveries": chaos.recoveries,
+                                           "detections": chaos.detections}) + b"\n")
         chaos.close()
