@@ -167,8 +167,8 @@ class PubSubSource(RedisSource):
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 continue  # an outage: the reader and the health check notice it on their own
             except Exception as exc:  # PUBLISH refused (an ACL) or a bug: say so, keep trying
-                self.health.failed(self.name, exc, "the canary is not sent, so a dead "
-                                   "subscription goes unnoticed until the health check fails")
+                self.health.failed(self.name, exc, "the canary is not sent, so a quiet "
+                                   "subscription is reported as not reading")
         client.close()
 
 
