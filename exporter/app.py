@@ -101,7 +101,7 @@ class Exporter:
         with self.store.lock:
             build.set((__version__,), 1.0)
         self._reloaded(True)
-        self.health = RedisHealth(self.store)
+        self.health = RedisHealth(self.store, config.redis_url)
 
         ctx = Context(self.store, config.max_label_length, config.series_budgets,
                       config.series_ttls)
@@ -138,8 +138,9 @@ class Exporter:
         stats = ExporterStats(self.store, self.sources)
         self.registry.register(stats)
         self.registry.register(self.http_stats)
+        self.registry.register(self.health)
         self._hold("exporter", [*self.collector_set.own(), *stats.describe(),
-                                *self.http_stats.collect()])
+                                *self.http_stats.collect(), *self.health.describe()])
         for name, collector in self.collector_set.collectors.items():
             if not isinstance(collector, RedisStateCollector):
                 self._hold(f"collector {name}", collector.describe())
@@ -157,7 +158,9 @@ class Exporter:
                 raise ValueError(problem)
 
     def ready(self) -> bool:
-        return bool(self.sources) and all(source.ready for source in self.sources)
+        """Every source reads (/readyz): the condition of `agent_exporter_source_up`."""
+        now = time.monotonic()
+        return bool(self.sources) and all(source.reading(now) for source in self.sources)
 
     def render(self, openmetrics: bool) -> bytes:
         self.store.expire()
@@ -173,6 +176,8 @@ class Exporter:
         self.server = Server(self.config.listen, self.render, self.ready, self.http_stats, web)
         self._mount_bridge()
         self.server.start()
+        threading.Thread(target=self.health.run, args=(self.stop,), name="redis-health",
+                         daemon=True).start()
         for source in self.sources:
             if isinstance(source, PubSubSource):  # HA pair or a mistake: say which is which
                 threading.Thread(target=warn_if_shared, args=(source, self.config.redis_url,

@@ -3,7 +3,8 @@
 One message is one JSON object or a JSON array of them (a batch: each element stands alone).
 A message that is too large or not JSON, and an element that fails its schema, is dropped whole,
 counted in `agent_exporter_events_invalid_total{source,reason}` and logged once per reason a
-minute. Nothing an event contains can stop the exporter.
+minute. Nothing an event contains can stop the exporter: an element whose handler raises
+anything else (a bug in the handler or the store) is counted with reason `internal_error`.
 
 Every event that arrives is counted once: applied, or invalid. Over pub/sub the publishers
 number their events (`_pub`, `_seq`) and a gap counts the events that never arrived as lost; an
@@ -124,6 +125,9 @@ class Dispatcher:
                         handle(event, source)
                     except Invalid as exc:
                         self._count_invalid(source, exc.reason, str(exc))
+                        continue
+                    except Exception as exc:  # a bug in a handler or the store: not the reader's end
+                        self._count_invalid(source, "internal_error", f"{type(exc).__name__}: {exc}")
                         continue
                     done += 1
                     if sent is not None:

@@ -312,7 +312,8 @@ def test_every_seed_alert_exists():
         "HostCpuUtilizationHigh", "HostMemoryUtilizationHigh", "HostFilesystemFillingUp",
         "AgentExporterDown", "ExporterRedisDown", "ExporterEventsInvalid", "ExporterEventsLost",
         "ExporterSeriesOverflow", "ExporterCollectorFailing", "Watchdog",
-        "TaskThroughputAnomaly", "TaskDurationAnomaly", "RagLatencyAnomaly"}
+        "TaskThroughputAnomaly", "TaskDurationAnomaly", "RagLatencyAnomaly",
+        "ExporterSourceNotReading"}
     assert {r["alert"] for r in ALERTS if r["_file"] != "llm.alerts.yml"} == expected
     severity = {r["alert"]: r["labels"]["severity"] for r in ALERTS}
     assert severity["TrainingLossHigh"] == "warning"

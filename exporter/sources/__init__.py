@@ -3,20 +3,25 @@ so the domain code does not know (or care) whether events came over pub/sub or a
 """
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
 import redis
 
 from ..redis_client import client as redis_client
-from ..store import Store
+from .health import RedisHealth
 
-log = logging.getLogger(__name__)
+STALL_SECONDS = 10.0  # past a source's longest wait for a read: a reader this late is stuck
 
 GATHER_BELOW = 10  # messages: a smaller read is followed by a pause while the rate is low
 GATHER_RATE = 1000.0  # messages/s: "low"
 GATHER_SECONDS = 0.05
+
+
+def name_text(name: bytes) -> str:
+    """A channel name or stream key as label text. Redis names are bytes and need not be UTF-8:
+    bytes that are not print as \\xNN escapes, so distinct names stay distinct."""
+    return name.decode("utf-8", "backslashreplace")
 
 
 class Gather:
@@ -29,53 +34,18 @@ class Gather:
 
     def __init__(self) -> None:
         self.count = 0
-        self.since = time.monotonic()
+        self.since = self.last = time.monotonic()
         self.rate = 0.0  # messages/s over the last full second
 
     def after(self, read: int, stop: threading.Event) -> None:
+        """After every read (an empty one included); also marks when the reader last read,
+        which supervision reads at scrape time."""
         self.count += read
-        now = time.monotonic()
+        self.last = now = time.monotonic()
         if now - self.since >= 1.0:
             self.rate, self.count, self.since = self.count / (now - self.since), 0, now
         if read < GATHER_BELOW and self.rate < GATHER_RATE:
             stop.wait(GATHER_SECONDS)
-
-
-class RedisHealth:
-    """`agent_exporter_redis_up` and `agent_exporter_redis_reconnects_total`, shared by sources.
-
-    redis-py reconnects silently; sources report every lost connection here instead.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.up = store.family("agent_exporter_redis_up", "gauge",
-                               "1 while the event sources are connected to Redis, else 0.", ttl=0)
-        self.reconnects = store.family("agent_exporter_redis_reconnects_total", "counter",
-                                       "Connections to Redis lost and re-established by the event "
-                                       "sources.", ttl=0)
-        self.up.persist = self.reconnects.persist = False  # live state, not checkpointed
-        self._down: set[str] = set()
-        self._connected: set[str] = set()
-        with store.lock:
-            self.up.set((), 0.0)
-            self.reconnects.inc((), 0.0)
-
-    def connected(self, source: str) -> None:
-        with self.store.lock:
-            if source in self._down and source in self._connected:
-                self.reconnects.inc(())
-            self._connected.add(source)
-            self._down.discard(source)
-            self.up.set((), 0.0 if self._down else 1.0)
-
-    def lost(self, source: str, error: BaseException) -> None:
-        with self.store.lock:
-            first = source not in self._down
-            self._down.add(source)
-            self.up.set((), 0.0)
-        if first:
-            log.warning("%s: lost Redis (%s); retrying with backoff", source, error)
 
 
 class Backoff:
@@ -93,42 +63,60 @@ class Backoff:
 
 
 class RedisSource:
-    """The connection life cycle both sources share: connect, run a session until stopped or the
-    connection is lost, report it, back off, reconnect."""
+    """The session life cycle both sources share, supervised: connect, run a session until
+    stopped or it fails, count and log the failure, back off, start a new session. Nothing that
+    ends a session ends the thread: a reader that died would leave the exporter blind while
+    /metrics still answered."""
 
     name: str
     restored = True  # False while a source restores state a restart would otherwise reset
     socket_timeout = 10.0  # seconds a read on the session's connection may wait
+    longest_wait = 0.0  # seconds a healthy read may block (then STALL_SECONDS more is a stall)
 
     def __init__(self, redis_url: str, health: RedisHealth) -> None:
         self.redis_url = redis_url
         self.health = health
+        self.gather = Gather()  # also the time of the last read
         self._backoff = Backoff()
         self._ready = False
+        health.watch(self)
 
     @property
     def ready(self) -> bool:
+        """A session is established (subscribed, groups in place)."""
         return self._ready
 
+    def reading(self, now: float) -> bool:
+        """Session established, Redis answering its health check, and a read returned lately
+        (`now`: time.monotonic())."""
+        return (self._ready and self.health.responsive
+                and now - self.gather.last < self.longest_wait + STALL_SECONDS)
+
+    def last_read(self) -> float:
+        """When a read last returned, in epoch seconds."""
+        return time.time() - (time.monotonic() - self.gather.last)
+
     def live(self) -> None:
-        """Called by a session once it receives events."""
-        self._backoff.reset()
-        self.health.connected(self.name)
+        """Called by a session once it is established (subscribed, groups in place)."""
         self._ready = True
+        self.health.connected(self.name)
 
     def session(self, client: redis.Redis, stop: threading.Event) -> None:
-        """Read until `stop` is set; raise redis/OS errors when the connection fails."""
+        """Read until `stop` is set; raise when the session cannot go on."""
         raise NotImplementedError
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            client = redis_client(self.redis_url, timeout=self.socket_timeout)
+            started = time.monotonic()
             try:
-                self.session(client, stop)
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                self._ready = False
-                self.health.lost(self.name, exc)
+                client = redis_client(self.redis_url, timeout=self.socket_timeout)
+                try:
+                    self.session(client, stop)
+                finally:
+                    self._ready = False
+                    client.close()
+            except BaseException as exc:  # everything (SystemExit too): a bug to count and survive
+                if self.gather.last > started:  # it had been reading: a new failure, not the same
+                    self._backoff.reset()
+                self.health.failed(self.name, exc, "starting a new session after a backoff")
                 self._backoff.wait(stop)
-            finally:
-                self._ready = False
-                client.close()

@@ -25,7 +25,7 @@ import redis
 from ..contract import is_pattern
 from ..dispatcher import Dispatcher
 from ..redis_client import client as redis_client
-from . import Gather, RedisHealth, RedisSource
+from . import RedisHealth, RedisSource, name_text
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +35,18 @@ CANARY_SECONDS = 5.0
 CANARY_MISSES = 3  # canaries published and not received before the connection is given up
 
 
+class SilentSubscription(redis.ConnectionError):
+    """Redis takes the canaries, none comes back: the subscription is dead."""
+
+
 class PubSubSource(RedisSource):
     name = "pubsub"
     # The idle wait of a read is the connection's own timeout: a read given a timeout of its
     # own costs two more system calls (setting it and restoring it) per wake-up.
     socket_timeout = POLL_SECONDS
+    # A quiet subscription still receives the canary: a read that returns nothing does not count
+    # (a hung Redis lets it time out as well), a message does.
+    longest_wait = CANARY_SECONDS
 
     def __init__(self, redis_url: str, routes: list[str], dispatcher: Dispatcher,
                  health: RedisHealth) -> None:
@@ -51,6 +58,7 @@ class PubSubSource(RedisSource):
         self.channels.append(self.canary)
         self._canary_received = time.monotonic()
         self._canary_published = 0.0  # when a canary was last sent while subscribed
+        self._canary_due = threading.Event()  # set: send one now, not at the next interval
 
     def canary_age(self) -> float:
         """Seconds since the last canary came back (the scrape-time age metric)."""
@@ -66,6 +74,7 @@ class PubSubSource(RedisSource):
         try:
             self._subscribe(pubsub)
             self.live()
+            self._canary_due.set()  # its return is the session's first read
             self._read(pubsub.connection, stop)
         finally:
             pubsub.close()
@@ -89,7 +98,7 @@ class PubSubSource(RedisSource):
         low rate, pause after a small batch so that the next read takes several (Gather)."""
         canary = self.canary.encode()
         names: dict[bytes, str] = {}  # channel names decoded once
-        gather = Gather()
+        gather = self.gather
         parsed = _parsed_replies(connection)
         self._canary_received = time.monotonic()
         while not stop.is_set():
@@ -142,27 +151,32 @@ class PubSubSource(RedisSource):
     def _check_canary(self) -> None:
         silent = self._canary_published - self._canary_received
         if silent > CANARY_MISSES * CANARY_SECONDS:
-            raise redis.ConnectionError(f"no canary for {silent:.0f}s while Redis accepted them: "
-                                        "the subscription is dead")
+            raise SilentSubscription(f"no canary for {silent:.0f}s while Redis accepted them: "
+                                     "the subscription is dead")
 
     def _send_canaries(self, stop: threading.Event) -> None:
         client = redis_client(self.redis_url, timeout=10.0)
-        while not stop.wait(CANARY_SECONDS):
-            if not self._ready:
+        while not stop.is_set():
+            self._canary_due.wait(CANARY_SECONDS)
+            self._canary_due.clear()
+            if stop.is_set() or not self._ready:
                 continue
             try:
                 client.publish(self.canary, b"1")
                 self._canary_published = time.monotonic()
             except (redis.ConnectionError, redis.TimeoutError, OSError):
-                continue  # the reader notices an outage on its own
+                continue  # an outage: the reader and the health check notice it on their own
+            except Exception as exc:  # PUBLISH refused (an ACL) or a bug: say so, keep trying
+                self.health.failed(self.name, exc, "the canary is not sent, so a quiet "
+                                   "subscription is reported as not reading")
         client.close()
 
 
 def _route(reply: list, names: dict[bytes, str]) -> tuple[str, str]:
     """(route, channel) of a message or pmessage reply. Subscribed names are decoded once;
     the channels a pattern matches are not kept (there may be any number of them)."""
-    route = names.get(reply[1]) or names.setdefault(reply[1], reply[1].decode())
-    return (route, route) if reply[0] == b"message" else (route, reply[2].decode())
+    route = names.get(reply[1]) or names.setdefault(reply[1], name_text(reply[1]))
+    return (route, route) if reply[0] == b"message" else (route, name_text(reply[2]))
 
 
 def _parsed_replies(connection: redis.connection.Connection) -> Callable[[], object]:

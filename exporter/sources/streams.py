@@ -41,7 +41,8 @@ from ..validation import (
     positive,
     positive_int,
 )
-from . import Gather, RedisHealth, RedisSource
+from . import RedisHealth, RedisSource, name_text
+from .health import error_name
 
 log = logging.getLogger(__name__)
 throttled = Throttled(log)
@@ -88,6 +89,11 @@ def parse_streams(value: Any, key: str, origin: str) -> StreamsSettings:
     return StreamsSettings(**out)
 
 
+class UnreadableCheckpoint(Exception):
+    """A checkpoint whose content cannot be restored (not JSON, not the store's shape, not a
+    string): it is skipped, and the next checkpoint replaces it."""
+
+
 class StreamsSource(RedisSource):
     name = "streams"
 
@@ -103,14 +109,20 @@ class StreamsSource(RedisSource):
         self.start_id = settings.start
         self.batch = settings.batch
         self.block_ms = settings.block_ms
+        self.longest_wait = settings.block_ms / 1000
+        self.socket_timeout = self.longest_wait + RedisSource.socket_timeout  # a blocked read
         self.claim_idle_ms = int(settings.claim_idle_seconds * 1000)
         self.checkpoint_seconds = settings.checkpoint_seconds
         self.replica_wait_ms = int(settings.replica_wait_seconds * 1000)
         self._had_replicas = False  # the last checkpoint's master listed replicas
         self.consumer = consumer
         self.checkpoint_key = f"agent-exporter:checkpoint:{self.group}:{consumer}"
-        self.streams: dict[str, str] = {}  # concrete stream key → route
-        self.unacked: dict[str, list[bytes]] = {}
+        # Stream keys are bytes as Redis has them (they need not be UTF-8): key → (route, the
+        # key as label text).
+        self.streams: dict[bytes, tuple[str, str]] = {}
+        self.unacked: dict[bytes, list[bytes]] = {}
+        self.last_ids: dict[bytes, tuple[int, int]] = {}  # the newest entry applied per stream
+        self.unsaved = False  # state changed in a way no acknowledgement will checkpoint
         self.restored = False
         self._own_families()
 
@@ -148,23 +160,53 @@ class StreamsSource(RedisSource):
         self._checkpoint(client)  # stopping: persist what was read
 
     def _prepare(self, client: redis.Redis) -> None:
-        """Groups; then, once per process, the checkpoint and this consumer's pending entries
-        (applied before a crash, never checkpointed). After a reconnect the applied state is
-        still in memory and its unacknowledged ids are listed; what else is pending was
-        delivered in a reply the dropped connection lost, and only that is read again."""
+        """Streams and groups, found afresh every session: a stream deleted, turned into another
+        type or lost with a Redis restarted empty since the last one is taken as it is now.
+        Then, once per process, the checkpoint and this consumer's pending entries (applied
+        before a crash, never checkpointed). After a new session the applied state is still in
+        memory and its unacknowledged ids are listed; what else is pending was delivered in a
+        reply the dropped connection lost, and only that is read again."""
+        self.streams.clear()
         self._discover(client)
+        for key in [k for k in self.unacked if k not in self.streams]:
+            del self.unacked[key]  # the stream is gone, and its pending list with it
+            self.unsaved = True
         if self.restored:
             applied = {s: set(ids) for s, ids in self.unacked.items()}
             pending = self._read_pending(client, applied)
             self._skip_redelivered(client, {s: ids - pending[s] for s, ids in applied.items()
                                             if ids - pending[s]})
             return
-        blob = client.get(self.checkpoint_key)
-        if blob:
-            self.store.load(orjson.loads(blob))
-            log.info("restored checkpoint %s", self.checkpoint_key)
+        self._restore(client)
         self._read_pending(client, {})
         self.restored = True
+
+    def _restore(self, client: redis.Redis) -> None:
+        """Load the checkpoint, or skip it when its content cannot be loaded (counted, logged
+        with the key): never retried forever, never loaded half. Failing to fetch it (a lost
+        connection, a missing permission) ends the session instead, to be tried again."""
+        try:
+            blob = client.get(self.checkpoint_key)
+        except redis.ResponseError as exc:
+            if error_name(exc) != "WRONGTYPE":  # the key holds another type: unreadable
+                raise
+            problem: Exception = exc
+        else:
+            if not blob:
+                return
+            try:
+                snapshot = orjson.loads(blob)
+                _rehearse(self.store, snapshot)
+            except Exception as exc:  # whatever the content makes the loader raise
+                problem = exc
+            else:
+                self.store.load(snapshot)
+                log.info("restored checkpoint %s", self.checkpoint_key)
+                return
+        self.health.failed(self.name, UnreadableCheckpoint(
+            f"checkpoint {self.checkpoint_key}: {type(problem).__name__}: {str(problem)[:200]}"),
+            "skipped; the next checkpoint replaces it")
+        self.unsaved = True
 
     def _consume(self, client: redis.Redis, stop: threading.Event) -> None:
         """Read new entries with one XREADGROUP in flight: the next batch is requested before
@@ -175,14 +217,14 @@ class StreamsSource(RedisSource):
         try:
             in_flight = self._request(reader)
             next_checkpoint = next_claim = next_discover = time.monotonic()
-            gather = Gather()
+            gather = self.gather
             while not stop.is_set():
                 reply = reader.read_response() if in_flight else None
                 gather.after(sum(len(entries) for _, entries in _by_stream(reply)), stop)
                 now = time.monotonic()
                 in_flight = now < next_checkpoint and self._request(reader)
                 for stream, entries in _by_stream(reply):
-                    self._apply(stream.decode(), entries)
+                    self._apply(stream, entries)
                 if now >= next_claim:
                     self._claim(client)
                     next_claim = now + self.claim_idle_ms / 2000
@@ -194,7 +236,7 @@ class StreamsSource(RedisSource):
                     next_checkpoint = now + self.checkpoint_seconds
             if in_flight:  # stopping: what was delivered is applied, then checkpointed
                 for stream, entries in _by_stream(reader.read_response()):
-                    self._apply(stream.decode(), entries)
+                    self._apply(stream, entries)
         finally:
             client.connection_pool.release(reader)
 
@@ -211,45 +253,65 @@ class StreamsSource(RedisSource):
     # -- steps --------------------------------------------------------------------------------
 
     def _discover(self, client: redis.Redis) -> None:
-        """Resolve patterns to existing stream keys and make sure every stream has the group."""
+        """Resolve patterns to stream keys and make sure every stream has the group. A key that
+        holds another type is left out (counted, logged) and tried again at the next discovery:
+        one bad key must not stop the other streams."""
         for key, route in self.routes.items():
-            names = ([k.decode() for k in client.scan_iter(match=key, count=1000, _type="stream")]
-                     if is_pattern(key) else [key])
-            for name in names:
-                if name not in self.streams:
-                    self._create_group(client, name)
-                    self.streams[name] = route
-                    self.unacked.setdefault(name, [])
+            keys = (list(client.scan_iter(match=key, count=1000, _type="stream"))
+                    if is_pattern(key) else [key.encode()])
+            for stream in keys:
+                if stream in self.streams:
+                    continue
+                try:
+                    created = self._create_group(client, stream)
+                except redis.ResponseError as exc:
+                    if error_name(exc) != "WRONGTYPE":
+                        raise
+                    self.health.failed(self.name, exc, f"{name_text(stream)} is not read until "
+                                       "it is a stream again")
+                    continue
+                self.streams[stream] = (route, name_text(stream))
+                if created and self.restored:  # a group lost since: the checkpoint may be too
+                    self.unsaved = True
+                self.unacked[stream] = [] if created else self.unacked.get(stream, [])
 
-    def _create_group(self, client: redis.Redis, stream: str) -> None:
+    def _create_group(self, client: redis.Redis, stream: bytes) -> bool:
+        """True when the group is new (the stream, too, if it did not exist). A group this
+        process has read from before starts after the newest entry it applied: if the group
+        alone was lost, what it had delivered is not read twice, and a stream that was lost
+        with it gets new entries with newer ids anyway."""
+        last = self.last_ids.get(stream)
+        start = self.start_id if last is None else f"{last[0]}-{last[1]}"
         try:
-            client.xgroup_create(stream, self.group, id=self.start_id, mkstream=True)
+            client.xgroup_create(stream, self.group, id=start, mkstream=True)
         except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
+            if error_name(exc) != "BUSYGROUP":
                 raise
+            return False
+        return True
 
     def _read_pending(self, client: redis.Redis,
-                      applied: dict[str, set[bytes]]) -> dict[str, set[bytes]]:
+                      applied: dict[bytes, set[bytes]]) -> dict[bytes, set[bytes]]:
         """Apply every entry delivered to this consumer and not acknowledged, oldest first,
         except those already `applied`; the ids of all of them, by stream."""
         cursors: dict[Any, Any] = {s: "0" for s in self.streams}
-        pending: dict[str, set[bytes]] = {s: set() for s in self.streams}
+        pending: dict[bytes, set[bytes]] = {s: set() for s in self.streams}
         while cursors:
             replies = client.xreadgroup(self.group, self.consumer, cursors, count=self.batch)
             done = set(cursors)
             for stream, entries in _by_stream(replies):
-                name = stream.decode()
                 if entries:
-                    skip = applied.get(name, ())
-                    self._apply(name, [e for e in entries if e[0] not in skip])
-                    pending[name].update(e[0] for e in entries)
-                    cursors[name] = entries[-1][0]
-                    done.discard(name)
-            for name in done:
-                del cursors[name]
+                    skip = applied.get(stream, ())
+                    self._apply(stream, [e for e in entries if e[0] not in skip])
+                    pending[stream].update(e[0] for e in entries)
+                    cursors[stream] = entries[-1][0]
+                    done.discard(stream)
+            for stream in done:
+                del cursors[stream]
         return pending
 
-    def _skip_redelivered(self, client: redis.Redis, forgotten: dict[str, set[bytes]]) -> None:
+    def _skip_redelivered(self, client: redis.Redis,
+                          forgotten: dict[bytes, set[bytes]]) -> None:
         """Entries applied, not acknowledged, and no longer delivered to this consumer: Redis
         failed over to a replica that their delivery had not reached. The group delivers them
         again as new ones, oldest first: read up to the newest of them, skip them and apply
@@ -268,22 +330,28 @@ class StreamsSource(RedisSource):
                 if _order(entries[-1][0]) >= newest:
                     break
 
-    def _apply(self, stream: str, entries: list) -> None:
+    def _apply(self, stream: bytes, entries: list) -> None:
         """Apply entries ([id, fields]); an entry trimmed away while pending has no fields, and
-        only its acknowledgement is left to do."""
-        self.dispatcher.dispatch_many(
-            self.streams[stream], stream,
-            [f[1] if f.__class__ is list and f[0] == b"data" else _data(f) for _, f in entries])
-        with self.store.lock:
-            self.read.inc((stream,), len(entries))
+        only its acknowledgement is left to do. The ids are listed for the checkpoint first:
+        entries whose applying failed are never applied a second time."""
+        route, name = self.streams[stream]
+        if entries:  # in id order: the last is the newest
+            newest = _order(entries[-1][0])
+            if newest > self.last_ids.get(stream, (0, 0)):
+                self.last_ids[stream] = newest
         self.unacked[stream] += [entry[0] for entry in entries]
+        with self.store.lock:
+            self.read.inc((name,), len(entries))
+        self.dispatcher.dispatch_many(
+            route, name,
+            [f[1] if f.__class__ is list and f[0] == b"data" else _data(f) for _, f in entries])
 
     def _claim(self, client: redis.Redis) -> None:
         """Take over entries idle in other consumers' pending lists. XPENDING names each entry's
         owner, so this consumer's own entries (applied and waiting for a checkpoint, or read
         ahead and not yet applied) are never taken again, as XAUTOCLAIM would."""
         me = self.consumer.encode()
-        for stream in self.streams:
+        for stream, (_, name) in self.streams.items():
             start: Any = "-"
             while True:
                 idle: list[Any] = client.xpending_range(stream, self.group, start, "+",
@@ -294,16 +362,17 @@ class StreamsSource(RedisSource):
                                             self.claim_idle_ms, theirs)
                     self._apply(stream, entries)
                     with self.store.lock:
-                        self.claimed.inc((stream,), len(entries))
+                        self.claimed.inc((name,), len(entries))
                 if len(idle) < self.batch:
                     break
                 start = b"(" + idle[-1]["message_id"]
 
     def _checkpoint(self, client: redis.Redis) -> None:
         """Persist the state and acknowledge exactly the entries it includes, atomically: this
-        consumer's whole pending list, so no XREADGROUP may be in flight."""
+        consumer's whole pending list, so no XREADGROUP may be in flight. A stream whose group
+        vanished meanwhile answers with an error: its pending list went with it."""
         acks = {s: ids for s, ids in self.unacked.items() if ids}
-        if acks:
+        if acks or self.unsaved:
             with self.store.lock:
                 blob = orjson.dumps(self.store.dump())
             pipe = client.pipeline(transaction=True)
@@ -312,31 +381,35 @@ class StreamsSource(RedisSource):
                 pipe.xgroup_delconsumer(stream, self.group, self.consumer)
             pipe.role()
             try:
-                _, *acked, role = pipe.execute()
+                stored, *acked, role = pipe.execute(raise_on_error=False)
+                if isinstance(stored, Exception):
+                    raise stored
                 replicated = self._replicated(client, role)
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
+            except Exception:
                 with self.store.lock:
                     self.checkpoints.inc(("error",))
                 raise
             with self.store.lock:
                 self.checkpoints.inc(("ok" if replicated else "unreplicated",))
                 for stream, count in zip(acks, acked):
-                    self.acked.inc((stream,), count)
+                    if isinstance(count, int):
+                        self.acked.inc((name_text(stream),), count)
             for (stream, ids), count in zip(acks.items(), acked):
-                if count != len(ids):
+                if isinstance(count, int) and count != len(ids):
                     log.warning("%s: acknowledged %d pending entries, %d applied: does another "
-                                "process read as consumer %s?", stream, count, len(ids),
-                                self.consumer)
+                                "process read as consumer %s?", name_text(stream), count,
+                                len(ids), self.consumer)
                 self.unacked[stream] = []
+            self.unsaved = False
         self._report_groups(client)
 
-    def _replicated(self, client: redis.Redis, role: list) -> bool:
+    def _replicated(self, client: redis.Redis, role: list | Exception) -> bool:
         """Wait for a replica to have the checkpoint: a failover to one it had not reached
         would deliver again, as pending, entries the state counts. Sentinel promotes the
         replica furthest ahead, so one is enough; a replica that has just dropped off gets one
         checkpoint's wait too (it may be reconnecting, and a failover may promote it). False
         when none confirmed in time: the checkpoint stands on the master alone."""
-        replicas = len(role[2]) if role[0] == b"master" else 0
+        replicas = len(role[2]) if not isinstance(role, Exception) and role[0] == b"master" else 0
         dropped, self._had_replicas = self._had_replicas and not replicas, bool(replicas)
         if not self.replica_wait_ms or not (replicas or dropped):
             return True
@@ -348,13 +421,27 @@ class StreamsSource(RedisSource):
         return False
 
     def _report_groups(self, client: redis.Redis) -> None:
-        for stream in self.streams:
+        for stream, (_, name) in self.streams.items():
             for group in client.xinfo_groups(stream):
                 if group["name"] in (self.group, self.group.encode()):
                     with self.store.lock:
-                        self.pending.set((stream,), float(group["pending"]))
+                        self.pending.set((name,), float(group["pending"]))
                         if group.get("lag") is not None:
-                            self.lag.set((stream,), float(group["lag"]))
+                            self.lag.set((name,), float(group["lag"]))
+
+
+def _rehearse(store: Store, snapshot: Any) -> None:
+    """Load a checkpoint into an empty store with the same families: content that does not fit
+    raises there, before the real store is touched."""
+    if not isinstance(snapshot, dict):
+        raise TypeError(f"a checkpoint is a JSON object, not {type(snapshot).__name__}")
+    scratch = Store()
+    with store.lock:
+        shapes = [(f.name, f.kind, f.help, f.labelnames, f.bounds or None, f.source)
+                  for f in store.families.values()]
+    for name, kind, help, labelnames, bounds, source in shapes:
+        scratch.family(name, kind, help, labelnames, bounds, source=source)
+    scratch.load(snapshot)
 
 
 def _by_stream(replies: dict | list | None) -> Iterable[tuple[bytes, list]]:

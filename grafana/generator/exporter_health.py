@@ -208,11 +208,14 @@ def redis_connection_and_reconnects() -> Panel:
     return (
         timeseries(
             "Redis connection and reconnects",
-            "1 while connected to Redis, and reconnects per interval.",
+            "1 while connected to Redis and every source reads, 1 per source while it reads, "
+            "and reconnects per interval.",
             "short",
             red_below(1))
         .min(0)
         .with_target(query(f"agent_exporter_redis_up{{{INSTANCES}}}", "{{instance}} connected"))
+        .with_target(query(f"agent_exporter_source_up{{{INSTANCES}}}",
+                           "{{instance}} {{source}} reading"))
         .with_target(query(
             f"increase(agent_exporter_redis_reconnects_total{{{INSTANCES}}}[$__rate_interval])",
             "{{instance}} reconnects"))

@@ -280,6 +280,7 @@ FAULTS = {
     "slow_burn": "4.5 % of tasks over SLA",
     "workflow_slow": "index step 900 s, 2/min",
     "redis_down": "exporter loses Redis 20 min",
+    "source_stalled": "a source loses an ACL permission 20 min",
     "exporter_down": "exporter unreachable 30 min, restarts",
     "collector_failing": "GPU collector fails",
     "series_overflow": "series budget overflow",

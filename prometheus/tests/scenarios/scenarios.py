@@ -75,7 +75,8 @@ DAY_ONE = Timeline(
         Incident("workflow-step-slow", "workflow_slow", hm("08:00"), 45, ("WorkflowStepSlow",)),
         Incident("redis-down", "redis_down", hm("09:30"), 20, ("ExporterRedisDown",),
                  allowed=("AgentNotSeen", "TaskThroughputAnomaly", "ExporterCollectorFailing",
-                          "TrainingStalled", "TaskDurationAnomaly", "RagLatencyAnomaly")),
+                          "TrainingStalled", "TaskDurationAnomaly", "RagLatencyAnomaly",
+                          "ExporterSourceNotReading")),
         Incident("gpu-memory-leak", "gpu_leak", hm("11:00"), 40, ("GpuMemoryLeak",)),
         Incident("rag-failures", "rag_failures", hm("12:30"), 40, ("RagSuccessRatioLow",)),
         Incident("tasks-slow-down", "task_slowdown", hm("13:00"), 30, ("TaskDurationAnomaly",),
@@ -135,6 +136,12 @@ DAY_TWO = Timeline(
                  ("TaskThroughputLow",), allowed=("TaskThroughputAnomaly",), job="B"),
         Incident("llm-swarm-overspend", "llm_swarm_spend", hm("10:30"), 60,
                  ("LlmSwarmSpendOverBudget",), allowed=("LlmAgentSpendOverBudget",)),
+        # Redis answers, but the exporter's ACL user lost a permission its source needs: the
+        # source stops reading (and redis_up, which says every source reads, goes 0 with it).
+        Incident("source-not-reading", "source_stalled", hm("11:35"), 20,
+                 ("ExporterSourceNotReading",),
+                 allowed=("ExporterRedisDown", "AgentNotSeen", "TaskThroughputAnomaly",
+                          "TrainingStalled", "TaskDurationAnomaly", "RagLatencyAnomaly")),
     ),
 )
 
@@ -177,7 +184,8 @@ class Exporter:
         self.counters: dict[str, float] = {}
         self.gauges: dict[str, float | None] = {}
         self.up = True
-        self.redis_up = True
+        self.redis_up = True  # Redis answers
+        self.reading = True  # the event source reads
         self._keys: dict[tuple, str] = {}
         self._histograms: dict[tuple, tuple] = {}
 
@@ -319,6 +327,8 @@ class Simulation:
                                      {"agent": agent, "status": "done"}, TASK_BUCKETS)
             ex.set("agent_exporter_build_info", {"version": "0.1.0"}, 1.0)
             ex.set("agent_exporter_redis_up", {}, 1.0)
+            ex.set("agent_exporter_source_up", {"source": "pubsub"}, 1.0)
+            ex.set("agent_exporter_source_last_read_timestamp_seconds", {"source": "pubsub"}, 0.0)
             if job != "A":
                 continue
             for source in ("docs", "web"):
@@ -391,8 +401,13 @@ class Simulation:
                 if ex.up and not was_up:
                     ex.restart()
                 ex.redis_up = "redis_down" not in act
-                ex.set("agent_exporter_redis_up", {}, 1.0 if ex.redis_up else 0.0)
-                events = ex.up and ex.redis_up
+                ex.reading = ex.redis_up and "source_stalled" not in act
+                ex.set("agent_exporter_redis_up", {}, 1.0 if ex.reading else 0.0)
+                ex.set("agent_exporter_source_up", {"source": "pubsub"}, 1.0 if ex.reading else 0.0)
+                if ex.reading:
+                    ex.set("agent_exporter_source_last_read_timestamp_seconds",
+                           {"source": "pubsub"}, minute * 60.0)
+                events = ex.up and ex.reading
                 self.tasks(minute, job, ex, act, events)
                 if job == "A":
                     self.agents(minute, ex, act, events)
