@@ -49,6 +49,17 @@ CHECK_EVERY = 64  # events between two looks for a scrape waiting for the lock (
 SEQUENCE_TAIL = re.compile(rb'"_pub":"([^"\\]{1,200})","_seq":(\d{1,19})\}\s*$')
 
 
+MAX_SOURCES = 10_000  # channels or streams whose bookkeeping is kept (a cache past that)
+MAX_SOURCE_LENGTH = 200  # characters of a channel or stream name kept in the `source` label
+
+
+class NoData(bytes):
+    """A stream entry without the contract's `data` field."""
+
+
+NO_DATA = NoData()
+
+
 class Unread(dict):
     """What is left of a message dropped unparsed: its publisher's `_pub` and `_seq`, which keep
     the sequence going (the message was counted invalid when it was dropped)."""
@@ -91,6 +102,8 @@ class Dispatcher:
         domain = self.routes[route]
         handle = domain.handle
         store = self.store
+        if len(source) > MAX_SOURCE_LENGTH:  # a label value, and a key of the caches below
+            source = source[:MAX_SOURCE_LENGTH - 1] + "…"
         with store.lock:
             now = store.clock.tick()
             applied, lag = self._per_source(source, domain.name)
@@ -148,6 +161,10 @@ class Dispatcher:
         for payload in payloads:
             if payload is None:
                 continue
+            if payload.__class__ is NoData:
+                documents.append(self._dropped(payload, source, "missing_field",
+                                               "the stream entry has no data field"))
+                continue
             try:
                 documents.append(loads(payload) if len(payload) <= largest else self._dropped(
                     payload, source, "too_large", f"{len(payload)} bytes (max_event_bytes "
@@ -173,6 +190,8 @@ class Dispatcher:
         """The source's own series, looked up once (they never expire)."""
         pair = self._series.get((source, kind))
         if pair is None:
+            if len(self._series) >= MAX_SOURCES:  # channels a pattern matched, without end
+                self._series.clear()
             pair = self._series[(source, kind)] = (self.events.child((source, kind)),
                                                    self.lag.child((source,)))
         return pair
@@ -181,6 +200,8 @@ class Dispatcher:
         """The last sequence number of each publisher on `source`, bounded in number."""
         sequences = self._sequences.get(source)
         if sequences is None:
+            if len(self._sequences) >= MAX_SOURCES:
+                self._sequences.clear()
             sequences = self._sequences[source] = {}
         elif len(sequences) >= MAX_PUBLISHERS:
             sequences.clear()

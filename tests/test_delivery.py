@@ -60,6 +60,19 @@ def test_streams_count_events_added_before_the_first_start(redis_url, start_expo
                  stream="events:tasks:updates") == 2
 
 
+def test_a_stream_entry_without_a_data_field_is_counted_invalid_and_acknowledged(redis_url,
+                                                                                start_exporter):
+    exporter = start_exporter(redis_url, *NO_COLLECTORS, config=FAST_STREAMS)
+    client = redis.Redis.from_url(redis_url)
+    client.xadd("events:tasks:updates", {"payload": b'{"agent": "a", "status": "done"}'})
+    client.xadd("events:tasks:updates", {"data": b'{"agent": "a", "status": "done"}'})
+    wait_until(lambda: value(exporter.samples(), "agent_tasks_total", agent="a", status="done") == 1)
+    wait_until(lambda: value(exporter.samples(), "agent_exporter_events_invalid_total",
+                             source="events:tasks:updates", reason="missing_field") == 1)
+    wait_until(lambda: value(exporter.samples(), "agent_exporter_stream_pending_entries",
+                             stream="events:tasks:updates") == 0, message="both acknowledged")
+
+
 def test_kill_9_five_times_loses_nothing_and_counts_nothing_twice(redis_url, tmp_path):
     """100 000 events published while the exporter is killed and restarted at random moments.
 

@@ -255,3 +255,26 @@ def test_a_record_the_exposition_cannot_hold_is_refused_with_its_reason(records,
                  reason=reason) == 1
     text = ingest.text()
     assert len(list(parse_text(text))) and len(list(parse_om(ingest.text(True) + "# EOF\n")))
+
+
+def test_a_channel_name_of_any_length_makes_a_bounded_source_label():
+    ingest = Ingest()
+    channel = "events:errors:" + "k" * 5000
+    ingest.dispatcher.dispatch("events:errors:*", channel, orjson.dumps({"component": "c"}))
+    sources = {dict(labels)["source"] for name, labels in ingest.samples()
+               if name == "agent_exporter_events_total"}
+    assert sources == {channel[:199] + "…"}
+    # the errors domain refuses a kind that long as a label (label_too_long): counted, not applied
+    assert value(ingest.samples(), "agent_exporter_events_invalid_total", source=channel[:199] + "…",
+                 reason="label_too_long") == 1
+
+
+def test_the_bookkeeping_of_channels_a_pattern_matches_stays_bounded(monkeypatch):
+    from exporter import dispatcher
+
+    monkeypatch.setattr(dispatcher, "MAX_SOURCES", 50)
+    ingest = Ingest()
+    for i in range(500):
+        ingest.send(f"events:errors:kind{i}", {"component": "c", "_pub": "p", "_seq": 1})
+    assert len(ingest.dispatcher._series) <= 50 and len(ingest.dispatcher._sequences) <= 50
+    assert sum(v for (name, _), v in ingest.samples().items() if name == "agent_errors_total") == 500

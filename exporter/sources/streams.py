@@ -30,7 +30,7 @@ import orjson
 import redis
 
 from ..contract import is_pattern, parse_channels
-from ..dispatcher import Dispatcher
+from ..dispatcher import NO_DATA, Dispatcher
 from ..store import Store
 from ..throttle import Throttled
 from ..validation import (
@@ -458,11 +458,13 @@ def _order(entry_id: bytes) -> tuple[int, int]:
 
 
 def _data(fields: list[bytes] | dict[bytes, bytes] | None) -> bytes | None:
-    """The `data` field of an entry, from a raw field list or redis-py's dict (XCLAIM)."""
+    """The `data` field of an entry, from a raw field list or redis-py's dict (XCLAIM): None for
+    an entry trimmed away while pending (nothing left but its acknowledgement), NO_DATA for one
+    without the field (counted invalid)."""
     if not fields:
         return None
     if isinstance(fields, dict):
-        return fields.get(b"data")
+        return fields.get(b"data", NO_DATA)
     if fields[0] == b"data":
         return fields[1]
-    return dict(zip(fields[::2], fields[1::2])).get(b"data")
+    return dict(zip(fields[::2], fields[1::2])).get(b"data", NO_DATA)
