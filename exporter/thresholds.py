@@ -12,15 +12,16 @@ TASK_SLA_COMPLIANCE_RATIO = 0.90  # sla_breach: compliance below 90 %
 TASK_THROUGHPUT_MIN_PER_HOUR = 10  # low_throughput: fewer than 10 completions an hour
 
 # Workflows (seed 000, workflow-orchestrator)
-SLOW_STEP_SECONDS = 600  # slow_step_detected: a step's mean over 10 minutes
+SLOW_STEP_SECONDS = 600  # slow_step_detected: the mean of a step's recent runs
 SLOW_STEP_MIN_SAMPLES = 10  # ... over at least 10 of its last 100 runs
 
 # Agents (seed 000, pattern 4)
-LOAD_IMBALANCE_RATIO = 0.30  # unbalanced_load: max deviation from the mean over 30 % of it
+LOAD_IMBALANCE_RATIO = 0.30  # unbalanced_load: a busy agent's deviation from their mean over 30 % of it
 
 # Training (seed 000, pattern 1 and ALERT_RULES)
 TRAINING_LOSS_HIGH = 5.0  # high_training_loss
 TRAINING_LOSS_PLATEAU = 0.01  # loss_plateau: mean of the last 10 losses below this
+TRAINING_CONVERGED_CHANGE_RATIO = 0.01  # convergence_detected: recent loss range under 1 % of its minimum
 
 # GPUs (seed 000, pattern 3 and ALERT_RULES)
 GPU_TEMPERATURE_HIGH_CELSIUS = 85.0  # high_temperature
@@ -28,12 +29,14 @@ GPU_TEMPERATURE_CRITICAL_CELSIUS = 90.0  # gpu_temperature_critical
 GPU_MEMORY_EXHAUSTION_RATIO = 0.95  # memory_exhaustion
 GPU_MEMORY_LEAK_BYTES = 1000 * 1024 * 1024  # memory_leak_detection: > 1000 MB in 5 minutes
 GPU_LOW_UTILIZATION_RATIO = 0.30  # low_utilization while a project is training
+GPU_ERROR_CORRELATION_CELSIUS = 85.0  # error_performance_correlation: mean of the last temperatures
 
 # The bundle's own alert thresholds, which no seed gives: the alert rules state them and the
 # dashboards mark them on the panels that show the alerted series.
 TASK_SLO_RATIO = 0.99  # task SLO: 99 % of tasks within TASK_SLA_SECONDS (error budget 1 %)
 TASK_SLO_BURN_RATES = (14.4, 6.0, 3.0)  # burn-rate alerts: fast (1 h), medium (6 h), slow (1 d)
-TASK_ANOMALY_ZSCORE = 3.0  # TaskThroughputAnomaly, TaskDurationAnomaly: |z| beyond this
+TASK_ANOMALY_ZSCORE = 3.0  # TaskThroughputAnomaly: |z| beyond this
+DURATION_ANOMALY_ZSCORE = 3.5  # TaskDurationAnomaly, RagLatencyAnomaly: |z| beyond this (and 40 % away)
 AGENT_ERROR_RATIO_HIGH = 0.25  # AgentErrorRateHigh: an agent fails more than 25 % of its tasks
 AGENT_NOT_SEEN_SECONDS = 300  # AgentNotSeen: no status event for 5 minutes
 SWARM_AVAILABILITY_MIN_RATIO = 0.80  # SwarmAvailabilityLow

@@ -43,8 +43,12 @@ DATA_TIMEOUT = 75  # for every query to return data once Prometheus scrapes the 
 # Panels a fresh stack cannot fill, (dashboard uid, panel title) → why. Their queries must parse.
 MAY_BE_EMPTY = {
     ("agent-exporter-tasks", "Anomaly z-scores"):
-        "the z-score rules compare with the previous hour (offset 1h, baseline offset 10m): "
-        "empty until Prometheus holds 70 minutes of history",
+        "the z-score rules compare with the previous hour (baseline offset 10m, the signal at "
+        "offset 70m): empty until Prometheus holds 70 minutes of history",
+    **{(uid, title): "the smoothed imbalance compares the agents busy for a whole 10 minutes (a "
+                     "full window): empty until Prometheus holds 10 minutes of them"
+       for uid, title in (("agent-exporter-agents", "Load imbalance"),
+                          ("agent-exporter-overview", "Load imbalance (10 min)"))},
 }
 ANNOTATIONS_MAY_BE_EMPTY = ("annotations mark firing alerts of a category or severity; in two "
                             "minutes only Watchdog (info, system) fires")

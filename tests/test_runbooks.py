@@ -30,7 +30,7 @@ def test_the_shipped_runbooks_are_served_by_name_and_listed():
     shipped = runbooks.sections()
     assert "AgentNotSeen" in shipped
     status, kind, body = runbooks.respond("/runbooks/AgentNotSeen")
-    assert status == 200 and kind.startswith("text/plain") and body.startswith(b"### AgentNotSeen")
+    assert status == 200 and kind.startswith("text/plain") and body.startswith(b"## AgentNotSeen")
     status, kind, body = runbooks.respond("/runbooks")
     assert status == 200 and b'href="runbooks/AgentNotSeen"' in body
     assert runbooks.respond("/runbooks/NoSuchAlert<script>")[0] == 404

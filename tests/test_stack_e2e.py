@@ -1,6 +1,7 @@
 """The whole pipeline through real processes: demo → Redis → exporter → Prometheus (the repo's
 rules) → Alertmanager (the repo's routing) → the exporter's alert bridge → Redis
-`events:alerts:<category>`; and `scripts/stack`, which runs the same stack natively.
+`events:alerts:<category>`; the first minutes of a healthy stack, which must raise nothing; and
+`scripts/stack`, which runs the same stack natively.
 
 The demo's loss-diverging incident makes proj-3's loss NaN within 20 s (at --speed 4) and keeps
 it there for minutes: TrainingLossDiverging (for: 2m) is the quickest demo alert to fire.
@@ -12,6 +13,8 @@ import secrets
 import signal
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +171,63 @@ def test_demo_incident_alert_reaches_redis(tmp_path: Path, redis_url: str,
         for proc in reversed(procs):
             proc.stop()
         subscriber.close()
+
+
+HEALTHY_SECONDS = 180  # how long a fresh, healthy stack is watched
+
+
+def test_healthy_demo_raises_no_alert(tmp_path: Path, redis_url: str, start_exporter) -> None:
+    """A fresh stack with healthy traffic (the demo without incidents) raises nothing but the
+    Watchdog, not even a pending alert, during its first minutes: the rules judge only full
+    windows, so seconds of data do not look like a stalled swarm, a skewed load or an anomaly."""
+    prometheus_bin = require_binary("prometheus")
+    exporter = start_exporter(redis_url)
+    prom_port = free_port()
+    prom_url = f"http://127.0.0.1:{prom_port}"
+    config = prometheus_config(f"127.0.0.1:{exporter.port}", f"127.0.0.1:{prom_port}",
+                               "127.0.0.1:9")
+    del config["alerting"]
+    config["scrape_configs"] = [job for job in config["scrape_configs"]
+                                if job["job_name"] != "alertmanager"]
+    prom_file = tmp_path / "prometheus.yml"
+    prom_file.write_text(yaml.safe_dump(config))
+    procs = [
+        Proc([prometheus_bin, f"--config.file={prom_file}",
+              f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+              f"--web.listen-address=127.0.0.1:{prom_port}"], tmp_path / "prometheus.log"),
+        Proc([sys.executable, "-m", "exporter", "demo", "--redis-url", redis_url, "--seed", "1",
+              "--speed", "4"], tmp_path / "demo.log", cwd=REPO),
+    ]
+    try:
+        wait_until(lambda: requests.get(prom_url + "/-/ready", timeout=1).ok, timeout=20,
+                   message="prometheus ready")
+        start = time.monotonic()
+        raised: dict[tuple[str, str], float] = {}
+        watchdog = False
+        tick = threading.Event()
+        while time.monotonic() - start < HEALTHY_SECONDS:
+            for alert in get_json(prom_url + "/api/v1/alerts")["data"]["alerts"]:
+                name = alert["labels"]["alertname"]
+                if name == "Watchdog":
+                    watchdog = watchdog or alert["state"] == "firing"
+                else:
+                    raised.setdefault((name, alert["state"]), time.monotonic() - start)
+            tick.wait(1.0)  # a sample a second: the rules are evaluated every second
+        assert watchdog, "the rules were not evaluated"
+        assert not raised, f"alerts raised by a healthy start (seconds after start): {raised}"
+
+        def value(query: str) -> float:
+            result = get_json(prom_url + "/api/v1/query", query=query)["data"]["result"]
+            return float(result[0]["value"][1]) if result else 0.0
+
+        # The rules saw the swarm: agents reporting, tasks completing, the swarm known up.
+        assert value("job:agents_known:count") >= 10
+        assert value("job:agent_tasks_completed:rate5m") > 0
+        assert value("job:agent_swarm:up") == 1
+        assert rules_with_errors(prom_url) == []
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
 
 
 def refuses(port: int) -> bool:

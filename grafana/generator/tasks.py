@@ -7,6 +7,7 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from exporter.thresholds import (
     AGENT_ERROR_RATIO_HIGH,
+    DURATION_ANOMALY_ZSCORE,
     TASK_ANOMALY_ZSCORE,
     TASK_SLA_COMPLIANCE_RATIO,
     TASK_SLA_SECONDS,
@@ -240,7 +241,8 @@ def anomaly_z_scores() -> Panel:
         timeseries(
             "Anomaly z-scores",
             "How many standard deviations task throughput and mean duration are from the "
-            "previous hour (TaskThroughputAnomaly / TaskDurationAnomaly beyond ±3). Empty "
+            f"previous hour (TaskThroughputAnomaly beyond ±{TASK_ANOMALY_ZSCORE:g}, "
+            f"TaskDurationAnomaly beyond ±{DURATION_ANOMALY_ZSCORE:g}). Empty "
             "during the first 70 minutes of history: the baseline is the previous hour, "
             "shifted back 10 minutes.",
             "none",

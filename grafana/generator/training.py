@@ -4,8 +4,10 @@ from __future__ import annotations
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from exporter.thresholds import (
+    TRAINING_CONVERGED_CHANGE_RATIO as CONVERGED,
+)
+from exporter.thresholds import (
     TRAINING_LOSS_HIGH,
-    TRAINING_LOSS_PLATEAU,
     TRAINING_STALLED_SECONDS,
 )
 
@@ -86,7 +88,7 @@ def project_table(title: str, description: str, projects: str, trend: bool) -> P
              cell("short", red_above(0))),
             ("Change 30 min",
              f"max by (project) (project:training_loss:change_ratio30m{{{projects}}})",
-             cell("percentunit", red_below(TRAINING_LOSS_PLATEAU))),
+             cell("percentunit", red_below(CONVERGED))),
         ]
     columns.append(("Last progress",
                     f"min by (project) (project:training_last_update:age_seconds{{{projects}}})",
@@ -156,12 +158,12 @@ def loss_state() -> Panel:
             "Loss state",
             "Improving (loss falling), rising (slope above 0), or plateau / converged (loss "
             "changed less than 1 % over 30 minutes, seed 000 convergence test; "
-            "TrainingLossPlateau when it lasts).",
+            "TrainingLossConverged when it lasts).",
             value_texts((0, "improving", "green"), (1, "rising", "red"), (2, "plateau / converged", "blue")))
         .with_target(query(
-            f"2 * (project:training_loss:change_ratio30m{{{PROJECTS}}} < bool {TRAINING_LOSS_PLATEAU}) + "
+            f"2 * (project:training_loss:change_ratio30m{{{PROJECTS}}} < bool {CONVERGED}) + "
             f"(project:training_loss:deriv10m{{{PROJECTS}}} > bool 0) * "
-            f"(project:training_loss:change_ratio30m{{{PROJECTS}}} >= bool {TRAINING_LOSS_PLATEAU})",
+            f"(project:training_loss:change_ratio30m{{{PROJECTS}}} >= bool {CONVERGED})",
             "{{project}}"))
     )
 

@@ -2,10 +2,12 @@
 
 Each timeline is a stretch of "normal hours" -- a swarm of agents with a daily load swing and
 random noise (Poisson arrivals, log-normal durations, noisy gauges) -- with incidents injected at
-known times. `render(timeline, rules_glob)` turns a timeline into a promtool unit-test file whose
-input series are the simulated scrapes (one a minute) and whose tests query
-ALERTS{alertstate="firing"} once a minute, so that `quality.py` can read the firing timeline of
-every alert out of promtool's output and score it against the incidents.
+known times. Some incidents are healthy events that must raise nothing, not even a pending
+alert (`quiet`): a fresh start, a Prometheus or exporter restart, a new agent.
+`render(timeline, rule_files, step)` turns a timeline into a promtool unit-test file whose input
+series are the simulated scrapes (one a minute, or every 15 s with the counters interpolated)
+and whose tests query ALERTS once per evaluation, so that `quality.py` can read the pending and
+firing timeline of every alert out of promtool's output and score it against the incidents.
 
 The simulation is deterministic: every random stream is seeded from the timeline's seed.
 """
@@ -34,6 +36,8 @@ class Incident:
     allowed: tuple[str, ...] = ()  # consequences that may fire without counting as false
     tail: int = 30  # minutes after the end during which its alerts may still be firing
     job: str = "A"
+    quiet: bool = False  # a healthy event: no alert of its job may even be pending meanwhile
+    sustained: tuple[str, ...] = ()  # alerts that must fire without a break until its end
 
     @property
     def end(self) -> int:
@@ -65,7 +69,10 @@ DAY_ONE = Timeline(
     minutes=24 * 60,
     description="A full day of one swarm, one incident of a different kind every 1-2 hours.",
     incidents=(
+        Incident("fresh-start", "healthy", 0, 60, (), tail=0, quiet=True),
         Incident("gpu-overheat", "gpu_overheat", hm("01:00"), 45, ("GpuTemperatureHigh",)),
+        Incident("hot-gpu-errors", "critical_errors", hm("01:20"), 10,
+                 ("GpuHotDuringCriticalErrors",)),
         Incident("new-project-high-loss", "new_project_high_loss", hm("02:00"), 40,
                  ("TrainingLossHigh",)),
         Incident("host-cpu-saturated", "host_cpu", hm("03:30"), 45, ("HostCpuUtilizationHigh",)),
@@ -84,6 +91,7 @@ DAY_ONE = Timeline(
         Incident("agent-vanished", "agent_lost", hm("14:00"), 30, ("AgentNotSeen",)),
         Incident("loss-diverging", "loss_diverging", hm("15:30"), 40, ("TrainingLossDiverging",),
                  allowed=("TrainingLossHigh",)),
+        Incident("disk-filling", "disk_filling", hm("15:00"), 150, ("HostFilesystemFillingUp",)),
         Incident("load-imbalance", "load_imbalance", hm("17:00"), 60, ("AgentLoadImbalanced",)),
         Incident("retry-storm", "throughput_spike", hm("18:30"), 20, ("TaskThroughputAnomaly",)),
         Incident("rag-cache-cold", "rag_cache", hm("19:30"), 40, ("RagCacheHitRatioLow",)),
@@ -109,7 +117,8 @@ DAY_TWO = Timeline(
     description="12 hours of two swarms (jobs agent-exporter and agent-exporter-eu): slow and "
                 "medium SLO burns, exporter failures and the remaining incident kinds.",
     incidents=(
-        Incident("disk-filling", "disk_filling", hm("00:30"), 150, ("HostFilesystemFillingUp",)),
+        Incident("fresh-start", "healthy", 0, 30, (), tail=0, quiet=True),
+        Incident("fresh-start-eu", "healthy", 0, 60, (), tail=0, quiet=True, job="B"),
         Incident("gpu-critical-heat", "gpu_critical", hm("00:30"), 40,
                  ("GpuTemperatureCritical",), allowed=("GpuTemperatureHigh",)),
         Incident("gpu-memory-full", "gpu_mem_exhaustion", hm("01:30"), 30,
@@ -127,10 +136,12 @@ DAY_TWO = Timeline(
         Incident("gpu-collector-failing", "collector_failing", hm("04:00"), 40,
                  ("ExporterCollectorFailing",)),
         Incident("events-lost", "events_lost", hm("05:00"), 10, ("ExporterEventsLost",)),
-        Incident("exporter-down", "exporter_down", hm("06:00"), 30, ("AgentExporterDown",)),
+        Incident("exporter-down", "exporter_down", hm("06:00"), 30, ("AgentExporterDown",),
+                 allowed=("TaskThroughputAnomaly", "TaskDurationAnomaly", "RagLatencyAnomaly")),
         Incident("agents-unavailable", "swarm_unavailable", hm("07:00"), 40,
                  ("SwarmAvailabilityLow",)),
-        Incident("training-converged", "loss_plateau", hm("08:00"), 60, ("TrainingLossPlateau",)),
+        Incident("training-converged", "loss_converged", hm("08:00"), 60,
+                 ("TrainingLossConverged",)),
         Incident("training-hung", "training_stalled", hm("09:30"), 40, ("TrainingStalled",)),
         Incident("throughput-collapse", "throughput_collapse", hm("09:30"), 100,
                  ("TaskThroughputLow",), allowed=("TaskThroughputAnomaly",), job="B"),
@@ -145,7 +156,44 @@ DAY_TWO = Timeline(
     ),
 )
 
-TIMELINES = (DAY_ONE, DAY_TWO)
+DAY_THREE = Timeline(
+    name="day-three",
+    seed=3,
+    minutes=12 * 60,
+    jobs=("A", "B"),
+    description="12 hours of two swarms: healthy starts and restarts that must stay silent, "
+                "stalls (from the start, and one of four hours across an exporter restart), "
+                "a step that runs one at a time, the GPU an agent reports in Redis, a loss near "
+                "zero.",
+    incidents=(
+        Incident("fresh-start", "healthy", 0, 60, (), tail=0, quiet=True),
+        Incident("stall-from-start", "tasks_stalled", 0, 150, ("TaskThroughputLow",),
+                 allowed=("TaskThroughputAnomaly", "TaskDurationAnomaly"), tail=90, job="B",
+                 sustained=("TaskThroughputLow",)),
+        Incident("new-agent", "new_agent", hm("01:00"), 60, (), tail=0, quiet=True),
+        Incident("exporter-restart", "exporter_restart", hm("02:00"), 60, (), tail=0,
+                 quiet=True),
+        Incident("prometheus-restart", "prometheus_restart", hm("03:00"), 5, (), tail=60,
+                 quiet=True),
+        Incident("prometheus-restart-eu", "healthy", hm("03:00"), 5, (), tail=60, quiet=True,
+                 job="B"),
+        Incident("sequential-slow-step", "nightly_slow", hm("04:00"), 240,
+                 ("WorkflowStepSlow",), tail=90),
+        Incident("redis-gpu-hot", "reported_gpu_hot", hm("04:30"), 40,
+                 ("GpuTemperatureCritical", "GpuTemperatureHigh")),
+        Incident("redis-gpu-leak", "reported_gpu_leak", hm("05:30"), 40, ("GpuMemoryLeak",)),
+        Incident("redis-gpu-idle", "reported_gpu_idle", hm("06:30"), 40,
+                 ("GpuUnderutilizedWhileTraining",)),
+        Incident("long-stall", "tasks_stalled", hm("07:30"), 240,
+                 ("TaskThroughputLow", "TaskThroughputAnomaly"), allowed=("TaskDurationAnomaly",),
+                 tail=30, sustained=("TaskThroughputLow",)),
+        Incident("exporter-restart-in-stall", "exporter_restart", hm("09:00"), 1, ()),
+        Incident("loss-near-zero", "loss_near_zero", hm("10:00"), 60, ("TrainingLossPlateau",),
+                 allowed=("TrainingLossConverged",)),
+    ),
+)
+
+TIMELINES = (DAY_ONE, DAY_TWO, DAY_THREE)
 
 # --------------------------------------------------------------------------------------------
 # Series store
@@ -179,13 +227,18 @@ def key(name: str, labels: dict[str, str]) -> str:
 class Exporter:
     """The metrics one exporter job exposes: counters (cumulative, reset on restart) and gauges."""
 
+    GAUGE_TTL_MINUTES = 30  # the exporter's series_ttl_seconds for gauges
+
     def __init__(self, job: str) -> None:
         self.base = dict(JOBS[job])
         self.counters: dict[str, float] = {}
         self.gauges: dict[str, float | None] = {}
+        self.gauge_set: dict[str, int] = {}  # gauge -> minute it was last set
+        self.minute = 0
         self.up = True
         self.redis_up = True  # Redis answers
         self.reading = True  # the event source reads
+        self.last_read: float | None = None  # when it last read (seconds)
         self._keys: dict[tuple, str] = {}
         self._histograms: dict[tuple, tuple] = {}
 
@@ -204,7 +257,16 @@ class Exporter:
         self.counters.setdefault(self._key(name, labels), 0.0)
 
     def set(self, name: str, labels: dict[str, str], value: float | None) -> None:
-        self.gauges[self._key(name, labels)] = value
+        k = self._key(name, labels)
+        self.gauges[k] = value
+        self.gauge_set[k] = self.minute
+
+    def expire(self) -> None:
+        """Drop the gauges nobody has set for the TTL (an agent or a project gone quiet)."""
+        for k, minute in list(self.gauge_set.items()):
+            if self.minute - minute >= self.GAUGE_TTL_MINUTES:
+                del self.gauge_set[k]
+                self.gauges.pop(k, None)
 
     def _histogram(self, name: str, labels: dict[str, str], buckets: Iterable[float]) -> tuple:
         cache_key = (name, tuple(labels.items()))
@@ -243,16 +305,21 @@ class Exporter:
             self.counters.setdefault(k, 0.0)
 
     def restart(self) -> None:
-        for k in self.counters:
-            self.counters[k] = 0.0
+        """A new process: every series is gone until an event or a scrape-time read sets it."""
+        self.counters.clear()
+        self.gauges.clear()
+        self.gauge_set.clear()
+        self.last_read = None
 
 
 class Store:
-    """minute -> value per series; None where the series has no sample."""
+    """minute -> value per series; None where the series does not exist. In the `gaps` minutes
+    Prometheus was down: no sample is taken, and no staleness marker written."""
 
     def __init__(self, minutes: int) -> None:
         self.minutes = minutes
         self.series: dict[str, list[float | None]] = {}
+        self.gaps: set[int] = set()
 
     def put(self, k: str, minute: int, value: float | None) -> None:
         if k not in self.series:
@@ -266,10 +333,10 @@ class Store:
             for k in list(exporter.counters) + list(exporter.gauges):
                 self.put(k, minute, None)
             return
-        for k, v in exporter.counters.items():
-            self.put(k, minute, v)
-        for k, v in exporter.gauges.items():
-            self.put(k, minute, v)
+        for k, count in exporter.counters.items():
+            self.put(k, minute, count)
+        for k, value in exporter.gauges.items():
+            self.put(k, minute, value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,14 +373,17 @@ class Simulation:
         seed = timeline.seed
         self.rng = {name: random.Random(f"{seed}-{name}") for name in
                     ("agents", "tasks", "training", "rag", "workflows", "gpu", "system",
-                     "exporter", "llm")}
+                     "exporter", "llm", "agents-b", "reported-gpu", "errors", "nightly")}
         # per-domain state
         self.last_seen: dict[tuple[str, str], float] = {}
         self.projects: dict[str, dict] = {
-            "p1": {"start": -600, "status": "training", "updates": True},
+            "p1": {"start": -600, "status": "training"},
         }
         self.leak_bytes = 0.0
+        self.reported_leak_bytes = 0.0
         self.disk_extra = 0.0
+        self.joined: list[str] = []  # agents that joined swarm A during the timeline
+        self.nightly_end: float | None = None  # end (seconds) of the running nightly/train run
         self._declare()
 
     # ---- setup -------------------------------------------------------------------------
@@ -343,11 +413,11 @@ class Simulation:
             for step in ("fetch", "parse", "index"):
                 ex.declare_histogram("workflow_step_duration_seconds",
                                      {"workflow": "ingest", "step": step}, WORKFLOW_BUCKETS)
-            for source in self.SOURCES:
-                ex.declare("agent_exporter_events_total", {"source": source[0], "type": source[1]})
+            for channel, event_type in self.SOURCES:
+                ex.declare("agent_exporter_events_total", {"source": channel, "type": event_type})
                 ex.declare("agent_exporter_events_invalid_total",
-                           {"source": source[0], "reason": "schema"})
-                ex.declare("agent_exporter_events_lost_total", {"source": source[0]})
+                           {"source": channel, "reason": "schema"})
+                ex.declare("agent_exporter_events_lost_total", {"source": channel})
             for metric in ("agent_tasks_total", "rag_queries_total"):
                 ex.declare("agent_exporter_series_overflow_total", {"metric": metric})
             self._declare_llm(ex)
@@ -365,12 +435,15 @@ class Simulation:
                 "gen_ai_provider_name": provider,
                 "gen_ai_request_model": self.LLM_MODELS[provider]}
 
-    def _declare_llm(self, ex: Exporter) -> None:
+    def _llm_budgets(self, ex: Exporter) -> None:
         ex.set("agent_llm_swarm_daily_budget_usd", {}, self.LLM_SWARM_BUDGET_USD)
+        for agent in self.AGENTS_A:
+            ex.set("agent_llm_daily_budget_usd", {"agent": agent}, self.LLM_AGENT_BUDGET_USD)
+
+    def _declare_llm(self, ex: Exporter) -> None:
         for agent in self.AGENTS_A:
             labels = self._llm_labels(agent)
             model = {k: v for k, v in labels.items() if k != "gen_ai_operation_name"}
-            ex.set("agent_llm_daily_budget_usd", {"agent": agent}, self.LLM_AGENT_BUDGET_USD)
             ex.declare("agent_llm_cost_usd_total", model)
             for outcome in ("ok", "error"):
                 ex.declare("agent_llm_requests_total", {**model, "outcome": outcome})
@@ -391,26 +464,42 @@ class Simulation:
         return {i.kind: i for i in self.t.incidents
                 if i.start <= minute < i.end and i.job == job}
 
+    def starts(self, minute: int, job: str, kind: str) -> bool:
+        return any(i.start == minute and i.job == job and i.kind == kind
+                   for i in self.t.incidents)
+
+    def agent_names(self, job: str) -> tuple[str, ...]:
+        return self.AGENTS_A + tuple(self.joined) if job == "A" else self.AGENTS_B
+
     # ---- main loop ---------------------------------------------------------------------
     def run(self) -> Store:
         for minute in range(self.t.minutes):
+            prometheus_down = "prometheus_restart" in self.active(minute)
+            if self.starts(minute, "A", "new_agent"):
+                self.joined.append(f"a{len(self.AGENTS_A) + len(self.joined) + 1}")
             for job, ex in self.ex.items():
                 act = self.active(minute, job)
+                ex.minute = minute
                 was_up = ex.up
                 ex.up = "exporter_down" not in act
-                if ex.up and not was_up:
+                if (ex.up and not was_up) or self.starts(minute, job, "exporter_restart"):
                     ex.restart()
                 ex.redis_up = "redis_down" not in act
                 ex.reading = ex.redis_up and "source_stalled" not in act
                 ex.set("agent_exporter_redis_up", {}, 1.0 if ex.reading else 0.0)
+                ex.set("agent_exporter_build_info", {"version": "0.1.0"}, 1.0)
                 ex.set("agent_exporter_source_up", {"source": "pubsub"}, 1.0 if ex.reading else 0.0)
-                if ex.reading:
-                    ex.set("agent_exporter_source_last_read_timestamp_seconds",
-                           {"source": "pubsub"}, minute * 60.0)
+                if ex.reading or ex.last_read is None:  # start-up time until the first read
+                    ex.last_read = minute * 60.0
+                # read at scrape time from the source's state: never expires
+                ex.set("agent_exporter_source_last_read_timestamp_seconds", {"source": "pubsub"},
+                       ex.last_read)
+                if job == "A" and ex.up:  # exported from the config, every scrape
+                    self._llm_budgets(ex)
                 events = ex.up and ex.reading
                 self.tasks(minute, job, ex, act, events)
+                self.agents(minute, job, ex, act, events)
                 if job == "A":
-                    self.agents(minute, ex, act, events)
                     self.training(minute, ex, act, events)
                     self.rag(minute, ex, act, events)
                     self.workflows(minute, ex, act, events)
@@ -418,19 +507,22 @@ class Simulation:
                     self.gpu(minute, ex, act)
                     self.system(minute, ex, act)
                     self.exporter_health(minute, ex, act, events)
+                ex.expire()
                 self.store.snapshot(minute, ex)
+            if prometheus_down:
+                self.store.gaps.add(minute)
         return self.store
 
     # ---- agents ------------------------------------------------------------------------
-    def agents(self, minute: int, ex: Exporter, act: dict, events: bool) -> None:
-        rng, now, load = self.rng["agents"], minute * 60, daily_load(minute)
-        available = {a: not ("swarm_unavailable" in act and a in ("a4", "a5"))
-                     for a in self.AGENTS_A}
-        serving = [a for a in self.AGENTS_A if available[a]
+    def agents(self, minute: int, job: str, ex: Exporter, act: dict, events: bool) -> None:
+        rng = self.rng["agents" if job == "A" else "agents-b"]
+        now, load, names = minute * 60, daily_load(minute), self.agent_names(job)
+        available = {a: not ("swarm_unavailable" in act and a in ("a4", "a5")) for a in names}
+        serving = [a for a in names if available[a]
                    and not ("agent_lost" in act and a == "a5")]
         # A least-loaded balancer: the swarm's tasks spread evenly over the serving agents.
-        total = poisson(rng, 3.0 * load * len(self.AGENTS_A))
-        share = {a: 0 for a in self.AGENTS_A}
+        total = poisson(rng, 3.0 * load * len(names))
+        share = {a: 0 for a in names}
         if "load_imbalance" in act:
             heavy = min(total, round(total * 0.45))
             share["a1"] = heavy
@@ -442,7 +534,7 @@ class Simulation:
             rng.shuffle(order)
             for i in range(total):
                 share[order[i % len(order)]] += 1
-        for agent in self.AGENTS_A:
+        for agent in names:
             if not events or ("agent_lost" in act and agent == "a5"):
                 continue  # no status event: the exporter keeps the last values
             ex.set("agent_last_seen_timestamp_seconds", {"agent": agent},
@@ -461,8 +553,10 @@ class Simulation:
     def tasks(self, minute: int, job: str, ex: Exporter, act: dict, events: bool) -> None:
         if not events:
             return
+        if "tasks_stalled" in act:
+            return  # nothing completes; the agents still report status
         rng, load = self.rng["tasks"], daily_load(minute)
-        agents = self.AGENTS_A if job == "A" else self.AGENTS_B
+        agents = self.agent_names(job)
         all_act = self.active(minute, "A") if job == "A" else act
         serving = [a for a in agents
                    if not ("agent_lost" in all_act and a == "a5")
@@ -504,12 +598,12 @@ class Simulation:
     # ---- training ----------------------------------------------------------------------
     def training(self, minute: int, ex: Exporter, act: dict, events: bool) -> None:
         rng, now = self.rng["training"], minute * 60
-        if "new_project_high_loss" in act and "p2" not in self.projects:
-            self.projects["p2"] = {"start": minute, "status": "training", "updates": True}
-        if "loss_plateau" in act and "p3" not in self.projects:
-            self.projects["p3"] = {"start": minute, "status": "training", "updates": True}
-        if "p3" in self.projects and "loss_plateau" not in act:
-            self.projects["p3"]["status"] = "completed"
+        for kind, project in (("new_project_high_loss", "p2"), ("loss_converged", "p3"),
+                              ("loss_near_zero", "p4")):
+            if kind in act and project not in self.projects:
+                self.projects[project] = {"start": minute, "status": "training"}
+            elif project in self.projects and kind not in act and project != "p2":
+                self.projects[project]["status"] = "completed"
         for project, state in self.projects.items():
             age = minute - state["start"]
             status = state["status"]
@@ -533,9 +627,12 @@ class Simulation:
             elif project == "p2":
                 loss = 0.5 + 7.5 * math.exp(-age / 60)
                 noise = 0.025
-            else:  # p3 reports an epoch-averaged loss that no longer moves
+            elif project == "p3":  # an epoch-averaged loss that no longer moves
                 loss = 0.8123
                 noise = 0.0008
+            else:  # p4 has fitted its data: the loss sits near zero
+                loss = 0.005
+                noise = 0.05
             loss *= 1 + rng.gauss(0, noise)
             ex.set("training_loss", {"project": project}, round(loss, 5))
             ex.set("training_step", {"project": project}, float(200 * age))
@@ -597,6 +694,23 @@ class Simulation:
                              for _ in range(runs)], WORKFLOW_BUCKETS)
             ex.inc("agent_exporter_events_total",
                    {"source": "events:workflows:steps", "type": "workflows"}, runs)
+        self.nightly(minute, ex, act)
+
+    def nightly(self, minute: int, ex: Exporter, act: dict) -> None:
+        """nightly/train: one run at a time, from the nightly_slow incident on; 700 s a run
+        during it, 400 s after."""
+        if self.starts(minute, "A", "nightly_slow"):
+            self.nightly_end = minute * 60 + 700.0
+        if self.nightly_end is None:
+            return
+        ended = []
+        while self.nightly_end <= minute * 60:
+            duration = (700.0 if "nightly_slow" in act else 400.0)
+            duration *= 1 + self.rng["nightly"].uniform(-0.03, 0.03)
+            ended.append(round(duration, 1))
+            self.nightly_end += duration
+        ex.observe_many("workflow_step_duration_seconds", {"workflow": "nightly", "step": "train"},
+                        ended, WORKFLOW_BUCKETS)
 
     # ---- llm ---------------------------------------------------------------------------
     def llm(self, minute: int, ex: Exporter, act: dict, events: bool) -> None:
@@ -667,6 +781,26 @@ class Simulation:
             }
             for name, value in values.items():
                 ex.set(name, labels, None if failing else value)
+        self.reported_gpu(ex, act)
+
+    def reported_gpu(self, ex: Exporter, act: dict) -> None:
+        """The GPU an agent writes to metrics:gpu:current, read by the Redis-state collector."""
+        rng = self.rng["reported-gpu"]
+        if "reported_gpu_leak" in act:
+            self.reported_leak_bytes += 300e6
+        else:
+            self.reported_leak_bytes = 0.0
+        temp = 92 + rng.gauss(0, 0.6) if "reported_gpu_hot" in act else 70 + rng.gauss(0, 1.0)
+        util = 0.1 if "reported_gpu_idle" in act else 0.85
+        values = {
+            "gpu_reported_temperature_celsius": round(temp, 1),
+            "gpu_reported_utilization_ratio": round(min(1.0, max(0.0, util + rng.gauss(0, 0.03))), 3),
+            "gpu_reported_memory_used_bytes": float(round(40e9 + self.reported_leak_bytes
+                                                          + rng.gauss(0, 0.05e9))),
+            "gpu_reported_memory_total_bytes": 80e9,
+        }
+        for name, value in values.items():
+            ex.set(name, {}, value if ex.redis_up else None)
 
     # ---- system ------------------------------------------------------------------------
     def system(self, minute: int, ex: Exporter, act: dict) -> None:
@@ -710,6 +844,9 @@ class Simulation:
                1.0 if ex.redis_up else 0.0)
         if not events:
             return
+        # Critical errors on events:errors:critical: a few a day, one a minute in the incident.
+        if "critical_errors" in act or self.rng["errors"].random() < 1 / 240:
+            ex.inc("agent_errors_total", {"kind": "critical", "component": "trainer"})
         for source, _ in self.SOURCES:
             invalid = poisson(rng, 0.003)
             if "invalid_events" in act and source == "events:tasks:updates":
@@ -734,14 +871,41 @@ def simulate(timeline: Timeline) -> Store:
 # --------------------------------------------------------------------------------------------
 
 
+COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
+GAP = "gap"  # a sample Prometheus never took (it was down): no staleness marker either
+
+
 def _fmt(value: float) -> str:
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.10g}"
 
 
-def series_values(values: list[float | None]) -> str:
-    """promtool's series notation: runs compressed (`vxN`), `stale` where a series stops."""
+def samples(name: str, values: list[float | None], gaps: set[int],
+            per_minute: int) -> list[float | str | None]:
+    """The scrapes of one series, `per_minute` a minute. The events of simulated minute m happen
+    during [m, m + 1): a scrape at m sees the state after minute m - 1; in between, a counter
+    rises evenly (from 0 after a restart) and a gauge takes its new value."""
+    counter = name.split("{")[0].endswith(COUNTER_SUFFIXES)
+    out: list[float | str | None] = []
+    for minute, value in enumerate(values):
+        if minute in gaps:
+            out += [GAP] * per_minute
+            continue
+        before = values[minute - 1] if minute > 0 else None
+        out.append(before)
+        for k in range(1, per_minute):
+            if value is None or not counter:
+                out.append(value)
+            else:
+                start = before if before is not None and before <= value else 0.0
+                out.append(start + (value - start) * k / per_minute)
+    return out
+
+
+def series_values(values: list[float | str | None]) -> str:
+    """promtool's series notation: runs compressed (`vxN`), `stale` where a series stops, `_`
+    where there is no sample."""
     out: list[str] = []
     i, n, previous_present = 0, len(values), False
     while i < n:
@@ -750,14 +914,15 @@ def series_values(values: list[float | None]) -> str:
         while j + 1 < n and values[j + 1] == v:
             j += 1
         run = j - i + 1
-        if v is None:
-            if previous_present:
+        if v is None or v == GAP:
+            if previous_present and v is None:
                 out.append("stale")
                 run -= 1
             if run:
                 out.append(f"_x{run}" if run > 1 else "_")
             previous_present = False
         else:
+            assert isinstance(v, float)
             out.append(f"{_fmt(v)}x{run - 1}" if run > 2 else " ".join([_fmt(v)] * run))
             previous_present = True
         i = j + 1
@@ -778,20 +943,23 @@ def group_eval_order(rule_files: list[str]) -> list[str]:
     return rules + alerts + last
 
 
-def render(timeline: Timeline, rule_files: list[str], store: Store | None = None) -> str:
-    """A promtool test file: the simulated input, and ALERTS queried once a minute."""
+def render(timeline: Timeline, rule_files: list[str], step: int = 60,
+           store: Store | None = None) -> str:
+    """A promtool test file: the simulated input scraped every `step` seconds (60 or a divisor),
+    rules evaluated and ALERTS (pending and firing) queried at the same interval."""
     import yaml
 
     store = store or simulate(timeline)
-    input_series = [{"series": k, "values": series_values(v)}
+    per_minute = 60 // step
+    input_series = [{"series": k, "values": series_values(samples(k, v, store.gaps, per_minute))}
                     for k, v in sorted(store.series.items())]
-    queries = [{"expr": 'ALERTS{alertstate="firing", alertname!="Watchdog"}',
-                "eval_time": f"{m}m", "exp_samples": []} for m in range(timeline.minutes)]
+    queries = [{"expr": 'ALERTS{alertname!="Watchdog"}', "eval_time": f"{t}s", "exp_samples": []}
+               for t in range(0, timeline.minutes * 60, step)]
     doc = {
         "rule_files": rule_files,
-        "evaluation_interval": "1m",
+        "evaluation_interval": f"{step}s",
         "group_eval_order": group_eval_order(rule_files),
-        "tests": [{"interval": "1m", "input_series": input_series,
+        "tests": [{"interval": f"{step}s", "input_series": input_series,
                    "promql_expr_test": queries}],
     }
     return yaml.safe_dump(doc, width=1 << 30, sort_keys=False)
