@@ -120,6 +120,10 @@ def test_entries_whose_reply_was_lost_with_the_connection_are_read_again(redis_u
     done = lambda: scrape_total(exporter, "agent_tasks_total")  # noqa: E731
     wait_until(lambda: done() == 100, message="the first 100 applied")
     client = redis.Redis.from_url(redis_url)
+    # Reading as the exporter's consumer stands in for its own lost reply, so first let a
+    # checkpoint acknowledge the 100: a checkpoint drops the consumer's whole pending list.
+    wait_until(lambda: client.xpending("events:tasks:updates", "agent-exporter")["pending"] == 0,
+               timeout=30, message="the first 100 acknowledged")
     pipe = client.pipeline(transaction=True)  # the exporter's blocked read is served after EXEC
     for _ in range(5):
         pipe.xadd("events:tasks:updates", {"data": orjson.dumps({"agent": "x", "status": "done"})})
@@ -129,7 +133,8 @@ def test_entries_whose_reply_was_lost_with_the_connection_are_read_again(redis_u
     client.client_kill_filter(_type="normal", skipme=True)  # the exporter's connections drop
     wait_until(lambda: value(exporter.samples(), "agent_exporter_redis_reconnects_total") >= 1,
                message="a reconnect")
-    wait_until(lambda: done() == 105, message="the 5 entries delivered before the drop applied")
+    wait_until(lambda: done() == 105, timeout=30,
+               message="the 5 entries delivered before the drop applied")
     wait_until(lambda: value(exporter.samples(), "agent_exporter_stream_pending_entries",
                              stream="events:tasks:updates") == 0, message="all acknowledged")
     assert done() == 105
