@@ -43,6 +43,8 @@ VALUE_FIELDS: dict[str, tuple[str, float]] = {
     "slow_step_detected": ("avgDuration", 1),
     "error_performance_correlation": ("avgTemp", 1),
 }
+# Fields that seed 000's message for the type always carries with the same value.
+FIXED_FIELDS = {"error_performance_correlation": {"possibleCause": "high_gpu_temperature"}}
 THRESHOLD_CHECK = "threshold_exceeded"  # seed 004: metric_name, current_value, threshold_value, tags
 UNTAGGED = ("alertname", "severity")  # labels that seed 004's `tags` leave out
 
@@ -95,6 +97,7 @@ def seed_message(alert: dict[str, Any]) -> dict[str, Any]:
     if seed_type in VALUE_FIELDS and isinstance(value, (int, float)):
         field, factor = VALUE_FIELDS[seed_type]
         message[field] = value if factor == 1 else round(value * factor, 9)
+    message.update(FIXED_FIELDS.get(seed_type, {}))
     if seed_type == THRESHOLD_CHECK:
         message.update(metric_name=alertname, current_value=value, threshold_value=threshold,
                        tags={k: v for k, v in labels.items() if k not in UNTAGGED})
