@@ -3,7 +3,9 @@
 Agents learn about alerts the way seed 000 has them do it: by subscribing to
 `events:alerts:training|gpu|system|distribution|…`. Alertmanager does the routing, grouping,
 inhibition and cool-down; the bridge only turns each alert of a notification into one message in
-the seed's shape, prints it in seed 004's console format (the console channel) and counts it.
+the seed's shape (exporter.alert_messages), prints it in seed 004's console format (the console
+channel) and counts it. A firing alert of seed 000's ALERT_RULES also goes to
+`events:alerts:system` in that rule engine's shape, as the seed publishes it there.
 
 Alertmanager retries a webhook only on 5xx and drops it on 4xx, so the answers are chosen for
 that: a payload that can never succeed gets a 4xx with the reason, and a Redis failure gets a 503
@@ -14,28 +16,30 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import redis
 
+from .alert_messages import (
+    SEED_TYPES,
+    SYSTEM_CATEGORY,
+    SYSTEM_TYPES,
+    console_text,
+    seed_message,
+    system_message,
+)
 from .contract import ALERTS
 from .redis_client import client as redis_client
 from .store import Store
-from .validation import ConfigError, expect, expect_mapping, positive_int
+from .validation import ConfigError, expect, expect_mapping, items, one_of, positive_int
 
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "AGENT_EXPORTER_ALERT_BRIDGE_TOKEN"
-DEFAULT_CATEGORY = "system"
-# A category becomes part of a channel name: keep it to a plain word, else use the default.
-CATEGORY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 LOUD = {"critical", "high", "warning"}  # firing alerts of these severities log at WARNING
 TEXT = "text/plain; charset=utf-8"
-
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class BridgeSettings:
     token_file: str | None = None
     max_body_bytes: int = 1048576
     channel_prefix: str = ALERTS
+    system_types: tuple[str, ...] = SYSTEM_TYPES  # also published on <prefix>system, seed 000's way
 
 
 def read_token(path: str) -> str:
@@ -70,6 +75,9 @@ def parse_alert_bridge(value: Any, key: str, origin: str) -> BridgeSettings:
         out["channel_prefix"] = expect(value["channel_prefix"], str, f"{key}.channel_prefix", origin)
         if not out["channel_prefix"]:
             raise ConfigError(f"{key}.channel_prefix", "must not be empty", origin)
+    if "system_types" in value:
+        out["system_types"] = tuple(items(value["system_types"], f"{key}.system_types", origin,
+                                          one_of(*SEED_TYPES)))
     path = value.get("token_file")
     if path is not None:
         out["token_file"] = expect(path, str, f"{key}.token_file", origin)
@@ -131,55 +139,6 @@ def parse_payload(body: bytes) -> list[dict[str, Any]]:
     return alerts
 
 
-def seed_message(alert: dict[str, Any]) -> dict[str, Any]:
-    """One alert in seed 000's `events:alerts:*` shape, plus what Alertmanager knows about it."""
-    labels: dict[str, str] = alert["labels"]
-    notes: dict[str, str] = alert.get("annotations", {})
-    message = {
-        "severity": labels.get("severity", "unknown"),
-        "type": labels["alertname"],
-        "message": notes.get("summary") or notes.get("description") or labels["alertname"],
-        "description": notes.get("description", ""),
-        "recommendation": notes.get("recommendation", ""),
-        "status": alert["status"],
-        "category": category(labels),
-        "labels": labels,
-        "startsAt": alert.get("startsAt", ""),
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    if alert["status"] == "resolved":  # a firing alert's endsAt is Go's zero time or a guess
-        message["endsAt"] = alert.get("endsAt", "")
-    for field in ("fingerprint", "generatorURL"):
-        if alert.get(field):
-            message[field] = alert[field]
-    if notes.get("runbook_url"):
-        message["runbook_url"] = notes["runbook_url"]
-    return message
-
-
-def category(labels: dict[str, str]) -> str:
-    value = labels.get("category", "")
-    return value if CATEGORY_RE.match(value) else DEFAULT_CATEGORY
-
-
-def console_text(message: dict[str, Any], notes: dict[str, str]) -> str:
-    """Seed 004's ConsoleAlertChannel format. Alertmanager does not carry the sample value: a rule
-    may put it in `value` / `threshold` annotations, else the description (which says both) follows.
-    """
-    resolved = message["status"] == "resolved"
-    when = message.get("endsAt", "") if resolved else message["startsAt"]
-    tags = {k: v for k, v in sorted(message["labels"].items()) if k not in ("alertname", "severity")}
-    lines = [f"[{message['severity'].upper()} ALERT{' RESOLVED' if resolved else ''}] {when}",
-             f"Metric: {message['type']}",
-             f"Current Value: {notes.get('value', 'N/A')}",
-             f"Threshold: {notes.get('threshold', 'N/A')}",
-             f"Tags: {tags}",
-             f"Message: {message['message']}"]
-    lines += [f"{name.capitalize()}: {message[name]}" for name in ("description", "recommendation")
-              if message[name]]
-    return "\n".join(lines)
-
-
 class AlertBridge:
     """The handler behind POST /alertmanager (mounted by exporter.app)."""
 
@@ -187,6 +146,7 @@ class AlertBridge:
         self.enabled = settings.enabled
         self.max_body_bytes = settings.max_body_bytes
         self.prefix = settings.channel_prefix
+        self.system_types = frozenset(settings.system_types)
         self.token_file = settings.token_file
         self.env_token: str | None = os.environ.get(TOKEN_ENV) or None
         # One client for the process: redis-py reconnects by itself on the next call. One quick
@@ -206,6 +166,15 @@ class AlertBridge:
             return self.env_token
         return read_token(self.token_file) if self.token_file else None
 
+    def deliveries(self, messages: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+        """(channel, message) for each publish: every alert on its category's channel, and a
+        firing one of the system types on the system channel too (the seed's evaluateAlerts()
+        publishes only when a rule fires, never its end)."""
+        out = [(self.prefix + message["category"], message) for message in messages]
+        out += [(self.prefix + SYSTEM_CATEGORY, system_message(message)) for message in messages
+                if message["status"] == "firing" and message["type"] in self.system_types]
+        return out
+
     def handle(self, body: bytes) -> tuple[int, str, bytes]:
         """Publish the alerts of an authenticated webhook body."""
         try:
@@ -217,8 +186,8 @@ class AlertBridge:
         messages = [seed_message(alert) for alert in alerts]
         try:
             pipe = self.redis.pipeline(transaction=True)
-            for message in messages:
-                pipe.publish(self.prefix + message["category"], orjson.dumps(message))
+            for channel, message in self.deliveries(messages):
+                pipe.publish(channel, orjson.dumps(message))
             if messages:
                 pipe.execute()
         except redis.RedisError as exc:
@@ -226,10 +195,9 @@ class AlertBridge:
                       "will retry): %s", len(messages), exc)
             return 503, TEXT, f"Redis unavailable: {exc}\n".encode()
 
-        for alert, message in zip(alerts, messages):
+        for message in messages:
             loud = message["status"] == "firing" and message["severity"] in LOUD
-            log.log(logging.WARNING if loud else logging.INFO, "%s",
-                    console_text(message, alert.get("annotations", {})))
+            log.log(logging.WARNING if loud else logging.INFO, "%s", console_text(message))
         with self.store.lock:
             for message in messages:
                 self.received.inc((message["severity"], message["status"]))

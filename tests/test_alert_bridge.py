@@ -76,6 +76,42 @@ def test_alerts_are_published_in_the_seed_shape_logged_and_counted(redis_url, st
             "Metric: ExporterNote\nCurrent Value: N/A\nThreshold: N/A\nTags: {}\n") in log
 
 
+def seed_typed(alertname: str, seed_type: str, value: str, threshold: str, category: str,
+               status: str = "firing", **labels: str) -> dict:
+    out = alert(alertname, "critical", category, status, **labels)
+    out["annotations"].update(seed_type=seed_type, value=value, threshold=threshold,
+                              recommendation=f"{seed_type} advice")
+    return out
+
+
+@pytest.mark.parametrize("config, system_types", [
+    (None, {"sla_breach"}),  # the default: seed 000's ALERT_RULES
+    ("alert_bridge:\n  system_types: [high_temperature]\n", {"high_temperature"}),
+])
+def test_firing_alerts_of_the_system_types_also_go_to_the_system_channel(
+        redis_url, start_exporter, subscriber, config, system_types):
+    exporter = start_exporter(redis_url, config=config)
+    response = post(exporter.url, payload(
+        seed_typed("TaskSlaComplianceLow", "sla_breach", "0.82", "0.9", "tasks"),
+        seed_typed("GpuTemperatureHigh", "high_temperature", "88", "85", "gpu", gpu="1"),
+        seed_typed("TrainingLossHigh", "high_training_loss", "6", "5", "training",
+                   status="resolved", project="p1")))  # resolved: never on the system channel
+    assert response.status_code == 200, response.text
+    received = subscriber.wait_for(3 + len(system_types))
+    by_channel = {channel: m for channel, m in received if channel != "events:alerts:system"}
+    assert by_channel["events:alerts:tasks"]["type"] == "sla_breach"
+    assert by_channel["events:alerts:gpu"]["temperature"] == 88
+    assert by_channel["events:alerts:training"]["projectId"] == "p1"
+    system = [m for channel, m in received if channel == "events:alerts:system"]
+    assert {m["rule"] for m in system} == system_types
+    assert [m["message"] for m in system] == [f"{t} advice" for t in system_types]
+    assert post(exporter.url, payload(alert("Marker"))).status_code == 200
+    subscriber.wait_for(4 + len(system_types))
+    assert len(subscriber.poll()) == 4 + len(system_types), "nothing else was published"
+    assert value(exporter.samples(), "agent_exporter_alerts_received_total",
+                 severity="critical", status="firing") == 3  # counted once per alert
+
+
 @pytest.mark.parametrize("how", ["token_file", "env"])
 def test_bearer_token_is_required_when_configured(redis_url, start_exporter, subscriber,
                                                   tmp_path, how):

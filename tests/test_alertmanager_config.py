@@ -68,7 +68,7 @@ def test_check_config_is_clean():
     result = amtool("check-config", str(CONFIG))
     assert "SUCCESS" in result.stdout
     assert "1 templates" in result.stdout
-    assert "5 inhibit rules" in result.stdout
+    assert "6 inhibit rules" in result.stdout
 
 
 def test_the_rules_define_alerts_to_route():
@@ -126,7 +126,45 @@ def test_data_stopped_alerts_are_inhibited_by_the_outage_alerts():
     assert len(targets) == 1
     sources = {a["alertname"] for a in ALERTS
                if all(_matcher(m)(a) for m in targets[0]["source_matchers"])}
-    assert sources == {"AgentExporterDown", "ExporterRedisDown"}
+    assert sources == {"AgentExporterDown", "ExporterRedisDown", "ExporterSourceNotReading"}
+
+
+def test_a_source_not_reading_mutes_redis_down_on_the_same_exporter():
+    """agent_exporter_redis_up is 0 whenever a source does not read (exporter/sources/health.py):
+    ExporterRedisDown is then the symptom, ExporterSourceNotReading the alert that says which
+    source and why."""
+    config = yaml.safe_load(CONFIG.read_text())
+    by_name = {a["alertname"]: a for a in ALERTS}
+    rules = [rule for rule in config["inhibit_rules"]
+             if all(_matcher(m)(by_name["ExporterSourceNotReading"]) for m in rule["source_matchers"])
+             and all(_matcher(m)(by_name["ExporterRedisDown"]) for m in rule["target_matchers"])]
+    assert [rule["equal"] for rule in rules] == [["job", "instance"]]
+    backwards = [rule for rule in config["inhibit_rules"]
+                 if all(_matcher(m)(by_name["ExporterRedisDown"]) for m in rule["source_matchers"])
+                 and all(_matcher(m)(by_name["ExporterSourceNotReading"])
+                         for m in rule["target_matchers"])]
+    assert backwards == [], "the cause must never be muted by its symptom"
+
+
+def scope_labels_of(path: Path) -> set[str]:
+    """The labels the alerts of a rule file match on (`on (...)`): the scope of each alert."""
+    labels: set[str] = set()
+    for group in yaml.safe_load(path.read_text())["groups"]:
+        for rule in group["rules"]:
+            for names in re.findall(r"\bon\s*\(([^)]*)\)", rule.get("expr", "")):
+                labels |= {n.strip() for n in names.split(",") if n.strip()}
+    return labels
+
+
+def test_llm_alerts_of_different_providers_and_models_are_grouped_and_inhibited_apart():
+    scope = scope_labels_of(RULES / "llm.alerts.yml")
+    assert {"gen_ai_provider_name", "gen_ai_request_model"} <= scope
+    config = yaml.safe_load(CONFIG.read_text())
+    assert scope <= set(config["route"]["group_by"])
+    twins = [rule for rule in config["inhibit_rules"] if "alertname" in rule["equal"]]
+    assert len(twins) == 2  # critical mutes lower, warning/high mutes lower: same alert and scope
+    for rule in twins:
+        assert rule["equal"] == config["route"]["group_by"], "one scope for grouping and muting"
 
 
 def test_secrets_come_from_files_that_the_repo_ships_examples_for():

@@ -185,11 +185,14 @@ def test_critical_suppresses_its_warning_twin(stack, subscriber):
     ("AgentExporterDown", "AgentNotSeen", "agent-exporter", True),
     ("ExporterRedisDown", "TrainingStalled", "agent-exporter", True),
     ("ExporterRedisDown", "TrainingStalled", "other-exporter", False),  # equal: [job]
+    # redis_up is 0 whenever a source does not read: the source alert is the news
+    ("ExporterSourceNotReading", "ExporterRedisDown", "agent-exporter", True),
+    ("ExporterSourceNotReading", "ExporterRedisDown", "other-exporter", False),
 ])
 def test_named_inhibitions(stack, source, target, job, muted):
     severity = {"GpuTemperatureHigh": "warning", "AgentNotSeen": "warning",
-                "TrainingStalled": "warning"}[target]
-    labels = {"requires": "exporter-data"} if target != "GpuTemperatureHigh" else {}
+                "TrainingStalled": "warning", "ExporterRedisDown": "critical"}[target]
+    labels = {"requires": "exporter-data"} if target in ("AgentNotSeen", "TrainingStalled") else {}
     stack.post(am_alert(source, "critical", gpu="3", instance="h:9842"),
                am_alert(target, severity, gpu="3", instance="h:9842", job=job, **labels))
     src = wait_until(lambda: state(stack, source, "critical"), message=source)
@@ -229,6 +232,47 @@ def test_a_notification_reaches_redis_and_slack_and_then_resolves(stack, subscri
     assert resolved["endsAt"] and resolved["severity"] == "critical"
     assert "WARNING exporter.alert_bridge: [CRITICAL ALERT]" in stack.exporter.proc.log()
     assert "[CRITICAL ALERT RESOLVED]" in stack.exporter.proc.log()
+
+
+def test_a_seed_typed_alert_reaches_its_channel_and_the_system_channel_with_its_numbers(
+        stack, subscriber):
+    firing = am_alert("TaskSlaComplianceLow", "critical", category="tasks", agent="coder")
+    firing["annotations"].update(seed_type="sla_breach", value="0.8125", threshold="0.9",
+                                 recommendation="SLA compliance below 90%.")
+    stack.post(firing)
+    def on_both() -> dict[str, dict[str, Any]] | None:
+        found = {c: m for c, m in subscriber.poll() if m.get("alertname") == "TaskSlaComplianceLow"}
+        return found if len(found) == 2 else None
+
+    received = wait_until(on_both, message="the alert on both channels")
+    tasks, system = received["events:alerts:tasks"], received["events:alerts:system"]
+    assert (tasks["type"], tasks["value"], tasks["threshold"]) == ("sla_breach", 0.8125, 0.9)
+    assert tasks["agentId"] == "coder" and tasks["status"] == "firing"
+    assert {k: system[k] for k in ("rule", "severity", "message", "value", "threshold")} == {
+        "rule": "sla_breach", "severity": "critical", "message": "SLA compliance below 90%.",
+        "value": 0.8125, "threshold": 0.9}
+    assert system["timestamp"].startswith(str(datetime.now(UTC).year))
+
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    stack.post({**firing, "endsAt": past})
+    wait_until(lambda: [m for c, m in subscriber.poll() if c == "events:alerts:tasks"
+                        and m["alertname"] == "TaskSlaComplianceLow" and m["status"] == "resolved"],
+               message="the resolved alert on its channel")
+    assert [c for c, m in subscriber.poll() if m.get("alertname") == "TaskSlaComplianceLow"
+            ].count("events:alerts:system") == 1, "the seed never publishes a resolution there"
+
+
+def test_llm_alerts_of_different_models_are_notified_apart(stack):
+    stack.post(*[am_alert("LlmLatencyHigh", "warning", category="llm",
+                          gen_ai_provider_name="openai", gen_ai_request_model=model)
+                 for model in ("gpt-4o", "gpt-4o-mini")])
+    def titles() -> list[str] | None:
+        found = sorted(b["attachments"][0]["title"] for b in stack.slack.bodies
+                       if "LlmLatencyHigh" in json.dumps(b))
+        return found if len(found) >= 2 else None
+
+    assert wait_until(titles, message="two Slack notifications") == \
+        ["[FIRING:1] LlmLatencyHigh (warning) · llm"] * 2
 
 
 def test_an_alert_sent_while_redis_is_down_arrives_once_it_is_back(stack):
