@@ -6,20 +6,26 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import socket
 import subprocess
 import sys
 from collections import Counter
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import orjson
 import pytest
 import redis
+import yaml
 
 from exporter.demo import INCIDENT_NAMES
+from exporter.demo.engine import Sim
+from exporter.demo.gpu_host import GPU_INTERVAL_SECONDS, GpuHost
+from exporter.publisher import Publisher
 from exporter.thresholds import GPU_TEMPERATURE_HIGH_CELSIUS
 from tests.support.compose_config import compose_exporter_config, compose_sections
-from tests.support.procs import REPO, Exporter, value, wait_until
+from tests.support.procs import REPO, Exporter, require_binary, value, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -256,3 +262,65 @@ def test_llm_incidents_produce_their_signals(redis_url: str, start_exporter) -> 
     anthropic = total(s, "agent_llm_requests_total", gen_ai_provider_name="anthropic")
     assert total(s, "agent_llm_requests_total", gen_ai_provider_name="anthropic",
                  outcome="error") < 0.05 * anthropic
+
+
+HOT = (1800, 2700)  # the gpu-hot incident's 15 minutes, after half an hour of healthy readings
+TRACE_SECONDS = 5400
+
+
+def gpu_host_series() -> list[dict[str, str]]:
+    """promtool input series: the demo GPU host's readings every 30 s as the key check exposes
+    them, its critical errors as agent_errors_total, and a project in training throughout."""
+    host = GpuHost(Sim(1.0), cast(Publisher, None), random.Random(5))  # reading() publishes nothing
+    fields = {"temperature_celsius": ("gpu_reported_temperature_celsius", 1),
+              "utilization_percent": ("gpu_reported_utilization_ratio", 0.01),
+              "memory_used_mb": ("gpu_reported_memory_used_bytes", 1048576),
+              "memory_total_mb": ("gpu_reported_memory_total_bytes", 1048576)}
+    values: dict[str, list[str]] = {name: [] for name, _ in fields.values()}
+    errors: list[str] = []
+    for t in range(0, TRACE_SECONDS + 1, GPU_INTERVAL_SECONDS):
+        host.overheating = HOT[0] <= t < HOT[1]
+        reading = host.reading()
+        for field, (name, scale) in fields.items():
+            values[name].append(f"{reading[field] * scale:g}")
+        errors.append(str(sum(e != "_" for e in errors) + 1) if host.overheating
+                      else errors[-1] if errors else "_")
+    target = 'job="agent-exporter", instance="exporter:9842"'
+    series = [{"series": f"{name}{{{target}}}", "values": " ".join(v)}
+              for name, v in values.items()]
+    series.append({"series": f'agent_errors_total{{{target}, kind="critical", '
+                             'component="ml-engineer"}', "values": " ".join(errors)})
+    series.append({"series": f'training_project_status{{{target}, project="proj-1", '
+                             'status="training"}', "values": f"1x{TRACE_SECONDS // 30}"})
+    return series
+
+
+def test_gpu_hot_incident_fires_the_gpu_temperature_alerts(tmp_path: Path) -> None:
+    """The demo GPU host's readings through the real rules (promtool, simulated time): healthy,
+    no GPU alert at all; 10 minutes into gpu-hot, the two temperature alerts and the correlation
+    with critical errors fire; 15 minutes after it, all have resolved."""
+    rules = REPO / "prometheus"
+    order = yaml.safe_load((rules / "tests" / "gpu_test.yml").read_text())["group_eval_order"]
+    firing = 'count by (alertname) (ALERTS{alertstate="firing", alertname=~"Gpu.*"})'
+    incident = ("GpuHotDuringCriticalErrors", "GpuTemperatureCritical", "GpuTemperatureHigh")
+    checks = [(HOT[0] - 60, ()), (HOT[0] + 600, incident), (HOT[1] + 900, ()),
+              (TRACE_SECONDS, ())]
+    test = {
+        "rule_files": [str(path) for path in sorted((rules / "rules").glob("*.yml"))],
+        "evaluation_interval": "30s",
+        "group_eval_order": order,
+        "tests": [{
+            "interval": f"{GPU_INTERVAL_SECONDS}s",
+            "input_series": gpu_host_series(),
+            "promql_expr_test": [
+                {"expr": firing, "eval_time": f"{t}s",
+                 "exp_samples": [{"labels": f'{{alertname="{name}"}}', "value": 1}
+                                 for name in names]}
+                for t, names in checks],
+        }],
+    }
+    path = tmp_path / "gpu_hot_test.yml"
+    path.write_text(yaml.safe_dump(test))
+    done = subprocess.run([require_binary("promtool"), "test", "rules", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr

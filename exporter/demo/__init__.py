@@ -75,7 +75,7 @@ def build(pub: Publisher, options: Options) -> World:
     sim.poisson(0.84 * per_sim_second, rng, world.rag.query)
     sim.poisson(0.15 * per_sim_second / steps_per_run, rng, world.workflows.start_run)
     sim.poisson(0.01 * per_sim_second, rng, world.swarm.transient_error)
-    sim.poisson(USER_REQUESTS_PER_SECOND / options.speed, side, world.collectors.request)
+    sim.poisson(USER_REQUESTS_PER_SECOND, side, world.collectors.request)  # simulated time
     sim.every(RECORDS_INTERVAL_SECONDS, lambda: publish_records(pub, world.swarm, world.rag))
     sim.every(RECORDS_INTERVAL_SECONDS, world.collectors.flush)
 

@@ -18,7 +18,7 @@ MESSAGE_TYPES = ("task_assignment", "status_update", "handoff_request", "consens
 RESOLUTIONS = ("priority", "first_claim", "consensus")
 QUERY_TYPES = ("factual", "analytical", "code", "multi_step")
 SENTIMENTS = ("positive", "neutral", "negative")
-USER_REQUESTS_PER_SECOND = 0.5
+USER_REQUESTS_PER_SECOND = 0.5  # simulated seconds, as the agents and the training runs
 
 
 def origin() -> dict[str, str]:
