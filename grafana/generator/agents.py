@@ -32,6 +32,7 @@ from .queries import (
     JOB,
     JOBS,
     Filter,
+    histogram_p95,
     query,
     selector,
     table_query,
@@ -368,12 +369,10 @@ def coordination_latency_p95() -> Panel:
             "s")
         .min(0)
         .with_target(query(
-            "histogram_quantile(0.95, sum by (le) (rate("
-            f"coordination_message_latency_seconds_bucket{{{INSTANCES}}}[$__rate_interval])))",
+            histogram_p95("coordination_message_latency_seconds", INSTANCES),
             "message delivery"))
         .with_target(query(
-            "histogram_quantile(0.95, sum by (le) (rate("
-            f"coordination_consensus_duration_seconds_bucket{{{INSTANCES}}}[$__rate_interval])))",
+            histogram_p95("coordination_consensus_duration_seconds", INSTANCES),
             "consensus"))
     )
 

@@ -43,6 +43,7 @@ from .queries import (
     JOB,
     JOBS,
     AlertAnnotation,
+    histogram_p95,
     query,
     table_query,
 )
@@ -566,12 +567,10 @@ def user_response_time_p95() -> Panel:
             "s")
         .min(0)
         .with_target(query(
-            "histogram_quantile(0.95, sum by (le) (rate("
-            f"user_response_duration_seconds_bucket{{{INSTANCES}}}[$__rate_interval])))",
+            histogram_p95("user_response_duration_seconds", INSTANCES),
             "complete answer"))
         .with_target(query(
-            "histogram_quantile(0.95, sum by (le) (rate("
-            f"user_first_response_duration_seconds_bucket{{{INSTANCES}}}[$__rate_interval])))",
+            histogram_p95("user_first_response_duration_seconds", INSTANCES),
             "first response"))
     )
 

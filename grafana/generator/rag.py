@@ -14,7 +14,7 @@ from exporter.thresholds import (
 
 from .dashboard import dashboard, row
 from .panels import Panel, heatmap, red_above, red_below, stat, timeseries
-from .queries import JOB, JOBS, Filter, heatmap_query, query, selector
+from .queries import JOB, JOBS, Filter, heatmap_query, histogram_p95, query, selector
 
 UID = "agent-exporter-rag"
 TITLE = "Agent Exporter · RAG"
@@ -361,8 +361,7 @@ def analysis_time_p95() -> Panel:
             "s")
         .min(0)
         .with_target(query(
-            "histogram_quantile(0.95, sum by (query_type, le) (rate("
-            f"query_analysis_duration_seconds_bucket{{{JOBS}}}[$__rate_interval])))",
+            histogram_p95("query_analysis_duration_seconds", JOBS, by="query_type"),
             "{{query_type}}"))
     )
 
