@@ -80,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="publish simulated swarm traffic (dashboards, alerts)",
                           description="Publish realistic traffic of a simulated agent swarm "
                                       "through the publisher API: agents, tasks, training runs, "
-                                      "RAG queries, workflow steps, errors, seed-004 records and "
-                                      "LLM calls. No GPU data is invented.")
+                                      "RAG queries, workflow steps, errors, seed-004 records, "
+                                      "LLM calls, and a GPU host that reports through Redis "
+                                      "(metrics:gpu:current; NVML is never read).")
     _common(demo, suppress=True)
     demo.add_argument("--rate", type=positive, default=10.0, metavar="N",
                       help="RAG queries, workflow steps and transient errors per second "

@@ -22,6 +22,11 @@ import pytest
 import requests
 import yaml
 
+from tests.support.compose_config import (
+    RECORD_SECTIONS,
+    SEED_004_RECORDS,
+    compose_sections,
+)
 from tests.support.procs import REPO, free_port, wait_until
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -328,6 +333,13 @@ def test_demo_profile_and_env_example(compose: dict[str, Any]) -> None:
     documented = set(re.findall(r"^(\w+)=", (REPO / ".env.example").read_text(), re.M))
     assert used <= documented, f"not in .env.example: {sorted(used - documented)}"
     assert documented - used <= {"COMPOSE_PROJECT_NAME"}, sorted(documented - used)
+
+
+def test_exporter_maps_seed_004_records_as_the_example_does() -> None:
+    """The stack (and the demo in it) sends seed 004's records; its exporter config carries the
+    mapping of examples/seed-004-records.yml, which explains it, unchanged."""
+    example = yaml.safe_load(SEED_004_RECORDS.read_text())
+    assert compose_sections(*RECORD_SECTIONS) == {name: example[name] for name in RECORD_SECTIONS}
 
 
 def test_image_context_holds_the_package_only() -> None:

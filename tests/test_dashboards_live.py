@@ -9,6 +9,7 @@ that a two-minute-old stack cannot fill are declared below with the reason.
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,9 @@ import redis
 import yaml
 
 from exporter import contract
+from exporter.demo.records import Seed004Collectors
 from exporter.publisher import Publisher
+from tests.support.compose_config import RECORD_SECTIONS, compose_sections
 from tests.support.dashboards import expand, label_values, metric_names, panels, query_variables
 from tests.support.dashboards import load as load_dashboards
 from tests.support.metric_list import documented
@@ -66,7 +69,7 @@ llm:
     claude-sonnet-4: {input: 3, output: 15, cached_input: 0.3}
     text-embedding-3-small: {input: 0.02, output: 0}
   daily_budget_usd: {swarm: 50, each_agent: 10}
-"""
+""" + yaml.safe_dump(compose_sections(*RECORD_SECTIONS))  # seed 004's records, as the stack maps
 AGENTS = {  # agent → (status, tasks, queue depth, load)
     "ai-engineer": ("busy", 3, 4, 0.8),
     "data-engineer": ("idle", 1, 0, 0.2),
@@ -104,7 +107,8 @@ def seed_state(client: redis.Redis) -> None:
         "temperature_celsius": 71, "power_draw_watts": 210})
 
 
-def publish_round(events: Publisher, streams: Publisher, client: redis.Redis, i: int) -> None:
+def publish_round(events: Publisher, streams: Publisher, client: redis.Redis,
+                  collectors: Seed004Collectors, i: int) -> None:
     """One round of every event type, plus what the exporter must reject or count as lost."""
     for agent, (status, tasks, queue, load) in AGENTS.items():
         events.agent_status(agent, status, tasks, queue_depth=queue, load=load)
@@ -129,6 +133,9 @@ def publish_round(events: Publisher, streams: Publisher, client: redis.Redis, i:
     events.llm_call("ml-engineer", "openai", "gpt-4o", "chat", 0.2, "error", error_type="429")
     events.error("task", "ai-engineer", "tool call timed out")
     events.metric("queue_backlog", i % 10, tags={"queue": f"q{i % 3}"})
+    for _ in range(3):  # seed 004's coordination, query-analysis and user-experience records
+        collectors.request()
+    collectors.flush()
     client.publish(contract.TASKS, b'{"taskId": "no-agent-no-status"}')
     # A publisher whose sequence skips a number every round: one lost event each.
     client.publish(contract.AGENTS, orjson.dumps({"agentType": "context-manager",
@@ -144,6 +151,7 @@ class Traffic:
         self.client = redis.Redis.from_url(redis_url)
         self.events = Publisher(self.client)
         self.streams = Publisher(self.client, transport="streams")
+        self.collectors = Seed004Collectors(self.events, random.Random(1))
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="traffic", daemon=True)
@@ -152,7 +160,7 @@ class Traffic:
         i = 0
         try:
             while not self.stop.is_set():
-                publish_round(self.events, self.streams, self.client, i)
+                publish_round(self.events, self.streams, self.client, self.collectors, i)
                 i += 1
                 self.stop.wait(0.25)  # pacing, not synchronisation
         except BaseException as exc:  # surfaced by the test

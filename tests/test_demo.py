@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import socket
 import subprocess
 import sys
 from collections import Counter
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -18,14 +20,20 @@ import redis
 import yaml
 
 from exporter.demo import INCIDENT_NAMES
-from tests.support.procs import REPO, Exporter, value, wait_until
+from exporter.demo.engine import Sim
+from exporter.demo.gpu_host import GPU_INTERVAL_SECONDS, GpuHost
+from exporter.publisher import Publisher
+from exporter.thresholds import GPU_TEMPERATURE_HIGH_CELSIUS
+from tests.support.compose_config import compose_exporter_config, compose_sections
+from tests.support.procs import REPO, Exporter, require_binary, value, wait_until
 
 pytestmark = pytest.mark.integration
 
 DEMO_AGENTS = 12  # the demo's default; agent ids are <type>-<n>
-# The compose stack's LLM prices and budgets (a unit test checks they price every demo model).
-LLM = yaml.safe_load((REPO / "examples" / "exporter-in-compose.yml").read_text())["llm"]
-LLM_CONFIG = yaml.safe_dump({"llm": LLM})
+# The compose stack's exporter config: LLM prices and budgets (a unit test checks they price
+# every demo model) and the mapping of seed 004's records, which the demo sends too.
+LLM = compose_sections("llm")["llm"]
+STACK_CONFIG = compose_exporter_config()
 
 
 def run_demo(redis_url: str, *args: str) -> list[tuple[str, dict[str, Any]]]:
@@ -67,7 +75,7 @@ def total(samples: dict, name: str, **labels: str) -> float:
 
 
 def test_demo_traffic_reaches_every_domain(redis_url: str, start_exporter) -> None:
-    exporter = start_exporter(redis_url, config=LLM_CONFIG)
+    exporter = start_exporter(redis_url, config=STACK_CONFIG)
     events = run_demo(redis_url, "--seed", "3", "--speed", "60", "--rate", "100",
                       "--duration", "5")
     samples = settled(exporter, len(events))
@@ -108,9 +116,31 @@ def test_demo_traffic_reaches_every_domain(redis_url: str, start_exporter) -> No
     assert total(samples, "gen_ai_server_time_to_first_token_seconds_count") > 0
     assert total(samples, "gen_ai_client_token_usage_count", gen_ai_operation_name="embeddings") > 0
     assert total(samples, "agent_llm_unpriced_requests_total") == 0
-    # Healthy traffic is valid traffic, and no GPU readings are invented.
+    # Seed 004's coordination, query-analysis and user-experience records, as the stack maps
+    # them: counters, histograms in base units, gauges.
+    for counter in ("coordination_messages_total", "coordination_handoffs_total",
+                    "query_analyses_total", "user_feedback_total"):
+        assert total(samples, counter) > 0, counter
+    for histogram in ("coordination_message_latency_seconds", "query_analysis_duration_seconds",
+                      "query_routing_confidence_score", "query_selected_agents",
+                      "user_response_duration_seconds", "user_first_response_duration_seconds",
+                      "user_satisfaction_ratio"):
+        assert total(samples, histogram + "_count") > 0, histogram
+    first_response = (total(samples, "user_first_response_duration_seconds_sum")
+                      / total(samples, "user_first_response_duration_seconds_count"))
+    assert 0.1 < first_response < 5  # milliseconds sent, seconds exposed
+    assert 0.8 < total(samples, "query_classification_accuracy_ratio") < 1
+    assert total(samples, "coordination_active_sessions") > 0
+    assert total(samples, "user_active_sessions") > 0
+    # The simulated GPU host (seed 000 pattern 3): busy, cool, not full, no critical errors.
+    assert 0.3 < total(samples, "gpu_reported_utilization_ratio") <= 1
+    assert 0 < total(samples, "gpu_reported_temperature_celsius") < GPU_TEMPERATURE_HIGH_CELSIUS
+    assert (total(samples, "gpu_reported_memory_used_bytes")
+            < 0.95 * total(samples, "gpu_reported_memory_total_bytes"))
+    assert total(samples, "gpu_reported_power_watts") > 0
+    assert total(samples, "agent_errors_total", kind="critical") == 0
+    # Healthy traffic is valid traffic.
     assert total(samples, "agent_exporter_events_invalid_total") == 0
-    assert not [k for k in samples if k[0].startswith("gpu_reported_")]
 
 
 def strip(events: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
@@ -147,9 +177,9 @@ def test_bad_flags_exit_2(redis_url: str) -> None:
 
 
 def test_incidents_produce_their_signals(redis_url: str, start_exporter) -> None:
-    """All incidents begin within 510 simulated seconds and last at least 600: at 600 every one
+    """All incidents begin within 540 simulated seconds and last at least 600: at 600 every one
     is under way. Each check is the signal its alert rule reads."""
-    exporter = start_exporter(redis_url)
+    exporter = start_exporter(redis_url, config=STACK_CONFIG)
     events = run_demo(redis_url, "--seed", "5", "--speed", "100", "--rate", "500",
                       "--duration", "6", "--incidents")
     s = settled(exporter, len(events))
@@ -195,6 +225,10 @@ def test_incidents_produce_their_signals(redis_url: str, start_exporter) -> None
     # once: not also as lost (ExporterEventsLost stays quiet).
     assert total(s, "agent_exporter_events_invalid_total", source="events:rag:queries") > 10
     assert total(s, "agent_exporter_events_lost_total") == 0
+    # gpu-hot (GpuTemperatureHigh, GpuTemperatureCritical, GpuHotDuringCriticalErrors): the
+    # GPU reported through Redis runs above 85 °C while critical errors come in.
+    assert value(s, "gpu_reported_temperature_celsius") > GPU_TEMPERATURE_HIGH_CELSIUS
+    assert total(s, "agent_errors_total", kind="critical") > 0
 
 
 def test_llm_incidents_produce_their_signals(redis_url: str, start_exporter) -> None:
@@ -203,7 +237,7 @@ def test_llm_incidents_produce_their_signals(redis_url: str, start_exporter) -> 
     and openai refuses enough calls for the error and rate-limit ratio alerts."""
     incidents = ("llm-cost-spike", "llm-provider-outage")
     assert all(name in INCIDENT_NAMES for name in incidents)
-    exporter = start_exporter(redis_url, config=LLM_CONFIG)
+    exporter = start_exporter(redis_url, config=STACK_CONFIG)
     events = run_demo(redis_url, "--seed", "7", "--speed", "100", "--duration", "5",
                       "--incidents", ",".join(incidents))
     s = settled(exporter, len(events))
@@ -228,3 +262,65 @@ def test_llm_incidents_produce_their_signals(redis_url: str, start_exporter) -> 
     anthropic = total(s, "agent_llm_requests_total", gen_ai_provider_name="anthropic")
     assert total(s, "agent_llm_requests_total", gen_ai_provider_name="anthropic",
                  outcome="error") < 0.05 * anthropic
+
+
+HOT = (1800, 2700)  # the gpu-hot incident's 15 minutes, after half an hour of healthy readings
+TRACE_SECONDS = 5400
+
+
+def gpu_host_series() -> list[dict[str, str]]:
+    """promtool input series: the demo GPU host's readings every 30 s as the key check exposes
+    them, its critical errors as agent_errors_total, and a project in training throughout."""
+    host = GpuHost(Sim(1.0), cast(Publisher, None), random.Random(5))  # reading() publishes nothing
+    fields = {"temperature_celsius": ("gpu_reported_temperature_celsius", 1),
+              "utilization_percent": ("gpu_reported_utilization_ratio", 0.01),
+              "memory_used_mb": ("gpu_reported_memory_used_bytes", 1048576),
+              "memory_total_mb": ("gpu_reported_memory_total_bytes", 1048576)}
+    values: dict[str, list[str]] = {name: [] for name, _ in fields.values()}
+    errors: list[str] = []
+    for t in range(0, TRACE_SECONDS + 1, GPU_INTERVAL_SECONDS):
+        host.overheating = HOT[0] <= t < HOT[1]
+        reading = host.reading()
+        for field, (name, scale) in fields.items():
+            values[name].append(f"{reading[field] * scale:g}")
+        errors.append(str(sum(e != "_" for e in errors) + 1) if host.overheating
+                      else errors[-1] if errors else "_")
+    target = 'job="agent-exporter", instance="exporter:9842"'
+    series = [{"series": f"{name}{{{target}}}", "values": " ".join(v)}
+              for name, v in values.items()]
+    series.append({"series": f'agent_errors_total{{{target}, kind="critical", '
+                             'component="ml-engineer"}', "values": " ".join(errors)})
+    series.append({"series": f'training_project_status{{{target}, project="proj-1", '
+                             'status="training"}', "values": f"1x{TRACE_SECONDS // 30}"})
+    return series
+
+
+def test_gpu_hot_incident_fires_the_gpu_temperature_alerts(tmp_path: Path) -> None:
+    """The demo GPU host's readings through the real rules (promtool, simulated time): healthy,
+    no GPU alert at all; 10 minutes into gpu-hot, the two temperature alerts and the correlation
+    with critical errors fire; 15 minutes after it, all have resolved."""
+    rules = REPO / "prometheus"
+    order = yaml.safe_load((rules / "tests" / "gpu_test.yml").read_text())["group_eval_order"]
+    firing = 'count by (alertname) (ALERTS{alertstate="firing", alertname=~"Gpu.*"})'
+    incident = ("GpuHotDuringCriticalErrors", "GpuTemperatureCritical", "GpuTemperatureHigh")
+    checks = [(HOT[0] - 60, ()), (HOT[0] + 600, incident), (HOT[1] + 900, ()),
+              (TRACE_SECONDS, ())]
+    test = {
+        "rule_files": [str(path) for path in sorted((rules / "rules").glob("*.yml"))],
+        "evaluation_interval": "30s",
+        "group_eval_order": order,
+        "tests": [{
+            "interval": f"{GPU_INTERVAL_SECONDS}s",
+            "input_series": gpu_host_series(),
+            "promql_expr_test": [
+                {"expr": firing, "eval_time": f"{t}s",
+                 "exp_samples": [{"labels": f'{{alertname="{name}"}}', "value": 1}
+                                 for name in names]}
+                for t, names in checks],
+        }],
+    }
+    path = tmp_path / "gpu_hot_test.yml"
+    path.write_text(yaml.safe_dump(test))
+    done = subprocess.run([require_binary("promtool"), "test", "rules", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr

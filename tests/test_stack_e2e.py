@@ -24,6 +24,7 @@ import redis
 import requests
 import yaml
 
+from tests.support.compose_config import compose_exporter_config
 from tests.support.procs import (
     REPO,
     Proc,
@@ -100,7 +101,8 @@ def test_demo_incident_alert_reaches_redis(tmp_path: Path, redis_url: str,
     prometheus_bin = require_binary("prometheus")
     alertmanager_bin = alertmanager_binary()
     token = secrets.token_hex(16)
-    exporter = start_exporter(redis_url, env={"AGENT_EXPORTER_ALERT_BRIDGE_TOKEN": token})
+    exporter = start_exporter(redis_url, config=compose_exporter_config(),
+                              env={"AGENT_EXPORTER_ALERT_BRIDGE_TOKEN": token})
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "bridge_token").write_text(token + "\n")
 
@@ -181,7 +183,7 @@ def test_healthy_demo_raises_no_alert(tmp_path: Path, redis_url: str, start_expo
     Watchdog, not even a pending alert, during its first minutes: the rules judge only full
     windows, so seconds of data do not look like a stalled swarm, a skewed load or an anomaly."""
     prometheus_bin = require_binary("prometheus")
-    exporter = start_exporter(redis_url)
+    exporter = start_exporter(redis_url, config=compose_exporter_config())
     prom_port = free_port()
     prom_url = f"http://127.0.0.1:{prom_port}"
     config = prometheus_config(f"127.0.0.1:{exporter.port}", f"127.0.0.1:{prom_port}",

@@ -2,11 +2,12 @@
 stack shows full dashboards within minutes and `--incidents` can show every alert it can reach.
 
 The simulation runs in simulated seconds on an event heap paced against the wall clock (`--speed`
-compresses time for tests). All randomness comes from one random.Random(seed) and the heap is
-ordered by (time, insertion), so one seed gives one exact sequence of events. Besides events it
+compresses time for tests). All randomness comes from random.Random(seed) (and one more generator
+seeded from the same seed) and the heap is ordered by (time, insertion), so one seed gives one
+exact sequence of events. Besides events it
 keeps the seeds' state keys that agents and training jobs write (`context:project:<id>` status,
-the active-agent set, per-agent workload and performance hashes). It never invents GPU readings:
-GPU panels show the host's real GPUs, or none.
+the active-agent set, per-agent workload and performance hashes) and, as seed 000's pattern 3
+has a remote host do, a simulated GPU host's reading in `metrics:gpu:current`; it reads no NVML.
 """
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ import redis
 from ..publisher import Publisher
 from ..redact import redacted_url
 from .engine import Sim
+from .gpu_host import GpuHost
 from .incidents import INCIDENT_NAMES, INCIDENTS, schedule
 from .llm import LlmCalls
+from .records import USER_REQUESTS_PER_SECOND, Seed004Collectors
 from .world import (
     PROJECTS,
     RECORDS_INTERVAL_SECONDS,
@@ -53,13 +56,18 @@ class Options:
 def build(pub: Publisher, options: Options) -> World:
     """Create the simulated world and schedule everything; world.sim runs it."""
     rng = random.Random(options.seed)
+    # The GPU host and seed 004's collectors draw from their own generators, so that adding them
+    # left the swarm's sequence for a given seed as it was.
+    side = random.Random(None if options.seed is None else f"{options.seed}:side")
     sim = Sim(options.speed)
     swarm = Swarm(sim, pub, rng, options.agents)
     world = World(sim, swarm,
                   {project: TrainingRun(sim, pub, rng, project) for project in PROJECTS},
-                  Rag(pub, rng), Workflows(sim, pub, rng), LlmCalls(sim, pub, rng, swarm.agents))
+                  Rag(pub, rng), Workflows(sim, pub, rng), LlmCalls(sim, pub, rng, swarm.agents),
+                  GpuHost(sim, pub, side), Seed004Collectors(pub, side))
     world.swarm.start()
     world.llm.start()
+    world.gpu.start()
     for run in world.training.values():
         run.start()
     per_sim_second = options.rate / options.speed
@@ -67,7 +75,9 @@ def build(pub: Publisher, options: Options) -> World:
     sim.poisson(0.84 * per_sim_second, rng, world.rag.query)
     sim.poisson(0.15 * per_sim_second / steps_per_run, rng, world.workflows.start_run)
     sim.poisson(0.01 * per_sim_second, rng, world.swarm.transient_error)
+    sim.poisson(USER_REQUESTS_PER_SECOND, side, world.collectors.request)  # simulated time
     sim.every(RECORDS_INTERVAL_SECONDS, lambda: publish_records(pub, world.swarm, world.rag))
+    sim.every(RECORDS_INTERVAL_SECONDS, world.collectors.flush)
 
     chosen = [incident for incident in INCIDENTS if incident.name in options.incidents]
     for n, incident in enumerate(chosen):  # staggered over the first minutes

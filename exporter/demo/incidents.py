@@ -38,7 +38,7 @@ def _offline(world: World, value: bool) -> None:
         world.swarm.set_offline(agent, value)
 
 
-# One incident per alert the demo can reach: not GPU or host alerts (it invents no readings),
+# One incident per alert the demo can reach: not the NVML or host alerts (it reads neither),
 # not exporter outages, and not TaskThroughputLow (an hour of near silence). The z-score
 # anomaly alerts need an hour of baseline, so they fire from the second cycle on.
 INCIDENTS: tuple[Incident, ...] = (
@@ -81,6 +81,9 @@ INCIDENTS: tuple[Incident, ...] = (
              lambda w: w.llm.set_runaway(None)),
     Incident("llm-provider-outage", ("LlmProviderErrorRatioHigh", "LlmRateLimited"), 900,
              *_toggle(lambda w: w.llm, "outage", "openai", None)),
+    Incident("gpu-hot", ("GpuTemperatureHigh", "GpuTemperatureCritical",
+                         "GpuHotDuringCriticalErrors"), 900,
+             *_toggle(lambda w: w.gpu, "overheating", True, False)),
 )
 INCIDENT_NAMES = tuple(incident.name for incident in INCIDENTS)
 

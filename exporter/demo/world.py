@@ -7,15 +7,15 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import socket
 from collections import deque
 from dataclasses import dataclass, field
 
-from .. import __version__
 from ..publisher import Publisher
 from ..thresholds import SLOW_STEP_SECONDS, TASK_SLA_SECONDS
 from .engine import Sim, lognormal
+from .gpu_host import GpuHost
 from .llm import LlmCalls
+from .records import Seed004Collectors, origin
 
 AGENT_TYPES = ("ai-engineer", "data-engineer", "ml-engineer", "context-manager",
                "workflow-orchestrator", "error-coordinator")
@@ -348,7 +348,7 @@ class Workflows:
 
 def publish_records(pub: Publisher, swarm: Swarm, rag: Rag) -> None:
     """Seed 004's collector records ({metric_name, value, unit, tags} + enrichment)."""
-    meta = {"hostname": socket.gethostname(), "environment": "demo", "version": __version__}
+    meta = origin()
     reporting = [a for a in swarm.agents if not a.silent]
     for agent in reporting:
         tags = {"agent_id": agent.id, "agent_type": agent.type, "component": "agent"}
@@ -373,3 +373,5 @@ class World:
     rag: Rag
     workflows: Workflows
     llm: LlmCalls
+    gpu: GpuHost
+    collectors: Seed004Collectors

@@ -11,7 +11,7 @@ from exporter.thresholds import (
     TASK_SLA_SECONDS,
 )
 
-from .dashboard import dashboard
+from .dashboard import dashboard, row
 from .panels import (
     Panel,
     cell,
@@ -32,6 +32,7 @@ from .queries import (
     JOB,
     JOBS,
     Filter,
+    histogram_p95,
     query,
     selector,
     table_query,
@@ -66,6 +67,13 @@ def build() -> Dashboard:
             p95_task_duration_per_agent_top_10(),
             agent_availability_10_least_available(),
             agent_load_top_10(),
+            agent_ranking().height(9),
+            row("Coordination"),
+            coordination_messages_per_second(),
+            coordination_latency_p95(),
+            handoff_failure_ratio().span(8),
+            conflicts_per_minute().span(8),
+            coordination_sessions().span(8),
         ])
 
 
@@ -287,4 +295,125 @@ def agent_load_top_10() -> Panel:
         .with_target(query(
             f"topk(10, max by (agent) (agent_load_ratio{{{AGENTS}}}))",
             "{{agent}}"))
+    )
+
+
+RANKING = "Agent ranking (24 h)"
+
+
+def panel_id(title: str) -> int:
+    """The id the dashboard gives its panel `title` (for links that open that panel alone)."""
+    ids = [panel.id_val for panel in build().panels or [] if panel.title == title]
+    if len(ids) != 1 or ids[0] is None:
+        raise ValueError(f"{TITLE} has no single panel {title!r}")
+    return ids[0]
+
+
+def agent_ranking() -> Panel:
+    return (
+        table(
+            RANKING,
+            "Seed 000's ranking for the task-distributor, best first: score = tasks done x 10 - "
+            "mean task duration (s) / 10 - failed tasks x 100, per agent over the last 24 hours "
+            "(agent:agent_ranking_score:1d and the recording rules of its parts).",
+            "short")
+        .sort_by(sorted_by("Score", descending=True))
+        .override_by_name("Score", cell("none", decimals=0))
+        .override_by_name("Tasks done", cell("none", decimals=0))
+        .override_by_name("Mean task duration", cell("s", red_above(TASK_SLA_SECONDS)))
+        .override_by_name("Failed tasks", cell("none", red_above(1), decimals=0))
+        .with_target(table_query(
+            f"max by (agent) (agent:agent_ranking_score:1d{{{AGENTS_BY_JOB}}})"))
+        .with_target(table_query(
+            f"max by (agent) (agent:agent_tasks_completed:increase1d{{{AGENTS_BY_JOB}}})"))
+        .with_target(table_query(
+            f"max by (agent) (agent:agent_task_duration_seconds:mean1d{{{AGENTS_BY_JOB}}})"))
+        .with_target(table_query(
+            f"max by (agent) (agent:agent_tasks_failed:increase1d{{{AGENTS_BY_JOB}}})"))
+        .with_transformation(merge())
+        .with_transformation(organize(
+            {
+                "agent": "Agent",
+                "Value #A": "Score",
+                "Value #B": "Tasks done",
+                "Value #C": "Mean task duration",
+                "Value #D": "Failed tasks",
+            },
+            order=("agent", "Value #A", "Value #B", "Value #C", "Value #D")))
+    )
+
+
+# -- seed 004's coordination collector (records mapped by examples/seed-004-records.yml) -------
+
+def coordination_messages_per_second() -> Panel:
+    return (
+        timeseries(
+            "Coordination messages per second",
+            "Messages the agents send each other through the coordination protocol, by type "
+            "(coordination_messages_total).",
+            "cps")
+        .min(0)
+        .with_target(query(
+            "sum by (message_type) "
+            f"(rate(coordination_messages_total{{{INSTANCES}}}[$__rate_interval]))",
+            "{{message_type}}"))
+    )
+
+
+def coordination_latency_p95() -> Panel:
+    return (
+        timeseries(
+            "Coordination latency p95",
+            "95th percentile time from sending a coordination message to its delivery, and of "
+            "the agents' consensus decisions.",
+            "s")
+        .min(0)
+        .with_target(query(
+            histogram_p95("coordination_message_latency_seconds", INSTANCES),
+            "message delivery"))
+        .with_target(query(
+            histogram_p95("coordination_consensus_duration_seconds", INSTANCES),
+            "consensus"))
+    )
+
+
+def handoff_failure_ratio() -> Panel:
+    return (
+        timeseries(
+            "Handoff failure ratio",
+            "Share of task handoffs between agents that failed (coordination_handoffs_total).",
+            "percentunit")
+        .min(0)
+        .max(1)
+        .with_target(query(
+            "sum(rate(coordination_handoffs_total"
+            f'{{{INSTANCES}, result="failed"}}[$__rate_interval]))'
+            f" / sum(rate(coordination_handoffs_total{{{INSTANCES}}}[$__rate_interval]))",
+            "failed"))
+    )
+
+
+def conflicts_per_minute() -> Panel:
+    return (
+        timeseries(
+            "Conflicts per minute",
+            "Conflicting claims on a task the protocol resolved, by how it resolved them.",
+            "cpm")
+        .min(0)
+        .with_target(query(
+            "sum by (resolution) "
+            f"(rate(coordination_conflicts_total{{{INSTANCES}}}[$__rate_interval])) * 60",
+            "{{resolution}}"))
+    )
+
+
+def coordination_sessions() -> Panel:
+    return (
+        timeseries(
+            "Coordination sessions",
+            "Coordination sessions open now (coordination_active_sessions).",
+            "short")
+        .min(0)
+        .decimals(0)
+        .with_target(query(f"sum(coordination_active_sessions{{{INSTANCES}}})", "open"))
     )

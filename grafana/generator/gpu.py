@@ -26,7 +26,8 @@ from .queries import INSTANCE, INSTANCES, JOB, Filter, query, selector, table_qu
 
 UID = "agent-exporter-gpu"
 TITLE = "Agent Exporter · GPU"
-GPU = Filter("gpu", "GPU", f"gpu_info{{{selector(JOB, INSTANCE)}}}")
+# Values from the unified series: NVML's GPUs and "metrics:gpu:current" (the Redis-reported one).
+GPU = Filter("gpu", "GPU", f"gpu:gpu_utilization_ratio:any_source{{{selector(JOB, INSTANCE)}}}")
 GPUS = selector(JOB, INSTANCE, GPU)
 
 
@@ -83,13 +84,15 @@ def mean_utilisation() -> Panel:
     return (
         stat(
             "Mean utilisation",
-            "Mean utilisation of the GPUs of each host.",
+            "Mean utilisation of the GPUs of each host, the GPU reported through Redis included.",
             "percentunit",
             red_below(GPU_LOW_UTILIZATION_RATIO))
         .min(0)
         .max(1)
         .no_value("No GPU reported")
-        .with_target(query(f"instance:gpu_utilization_ratio:avg{{{INSTANCES}}}", "{{instance}}"))
+        .with_target(query(
+            f"avg by (instance) (gpu:gpu_utilization_ratio:any_source{{{GPUS}}})",
+            "{{instance}}"))
     )
 
 
@@ -112,17 +115,17 @@ def utilisation() -> Panel:
     return (
         timeseries(
             "Utilisation",
-            "GPU busy share per GPU, and the GPU reported through Redis. "
-            "GpuUnderutilizedWhileTraining fires under 30 % while a project trains.",
+            "GPU busy share per GPU, NVML's and the one reported through Redis (GPU "
+            "metrics:gpu:current). GpuUnderutilizedWhileTraining fires under 30 % while a "
+            "project trains.",
             "percentunit",
             red_below(GPU_LOW_UTILIZATION_RATIO))
         .min(0)
         .max(1)
         .no_value("No GPU reported")
-        .with_target(query(f"gpu_utilization_ratio{{{GPUS}}}", "{{instance}} GPU {{gpu}}"))
         .with_target(query(
-            f"gpu_reported_utilization_ratio{{{INSTANCES}}}",
-            "{{instance}} reported (Redis)"))
+            f"gpu:gpu_utilization_ratio:any_source{{{GPUS}}}",
+            "{{instance}} GPU {{gpu}}"))
     )
 
 
@@ -130,30 +133,29 @@ def memory_used() -> Panel:
     return (
         timeseries(
             "Memory used",
-            "Memory used over total per GPU; GpuMemoryExhaustion fires above 95 %.",
+            "Memory used over total per GPU, the one reported through Redis included; "
+            "GpuMemoryExhaustion fires above 95 %.",
             "percentunit",
             red_above(GPU_MEMORY_EXHAUSTION_RATIO, orange=0.85))
         .min(0)
         .max(1)
         .no_value("No GPU reported")
         .with_target(query(f"gpu:gpu_memory_used:ratio{{{GPUS}}}", "{{instance}} GPU {{gpu}}"))
-        .with_target(query(
-            f"gpu_reported_memory_used_bytes{{{INSTANCES}}} / "
-            f"gpu_reported_memory_total_bytes{{{INSTANCES}}}",
-            "{{instance}} reported (Redis)"))
     )
 
 
 def memory_in_bytes() -> Panel:
     return (
-        timeseries("Memory in bytes", "Memory used and total per GPU.", "bytes")
+        timeseries("Memory in bytes", "Memory used and total per GPU, NVML's and the one "
+                   "reported through Redis.", "bytes")
         .min(0)
         .no_value("No GPU reported")
-        .with_target(query(f"gpu_memory_used_bytes{{{GPUS}}}", "{{instance}} GPU {{gpu}} used"))
-        .with_target(query(f"gpu_memory_total_bytes{{{GPUS}}}", "{{instance}} GPU {{gpu}} total"))
         .with_target(query(
-            f"gpu_reported_memory_used_bytes{{{INSTANCES}}}",
-            "{{instance}} reported used"))
+            f"gpu:gpu_memory_used_bytes:any_source{{{GPUS}}}",
+            "{{instance}} GPU {{gpu}} used"))
+        .with_target(query(
+            f"gpu:gpu_memory_total_bytes:any_source{{{GPUS}}}",
+            "{{instance}} GPU {{gpu}} total"))
     )
 
 
@@ -161,13 +163,13 @@ def memory_growth_per_5_minutes() -> Panel:
     return (
         timeseries(
             "Memory growth per 5 minutes",
-            "Linear trend of memory used, in bytes per 5 minutes (seed 000 memory-leak check); "
-            "GpuMemoryLeak fires above 1 GB per 5 minutes for 10 minutes.",
+            "Memory used now minus 5 minutes ago, per GPU (seed 000 memory-leak check); "
+            "GpuMemoryLeak fires above 1000 MiB when memory also rose in each of those minutes.",
             "bytes",
             red_above(GPU_MEMORY_LEAK_BYTES))
         .no_value("No GPU reported")
         .with_target(query(
-            f"gpu:gpu_memory_used_bytes:deriv5m{{{GPUS}}} * 300",
+            f"gpu:gpu_memory_used_bytes:delta5m{{{GPUS}}}",
             "{{instance}} GPU {{gpu}}"))
     )
 
@@ -176,15 +178,14 @@ def temperature() -> Panel:
     return (
         timeseries(
             "Temperature",
-            "GPU temperature; GpuTemperatureHigh fires above 85 °C, GpuTemperatureCritical "
-            "above 90 °C.",
+            "GPU temperature, NVML's and the one reported through Redis; GpuTemperatureHigh "
+            "fires above 85 °C, GpuTemperatureCritical above 90 °C.",
             "celsius",
             red_above(GPU_TEMPERATURE_CRITICAL_CELSIUS, orange=GPU_TEMPERATURE_HIGH_CELSIUS))
         .no_value("No GPU reported")
-        .with_target(query(f"gpu_temperature_celsius{{{GPUS}}}", "{{instance}} GPU {{gpu}}"))
         .with_target(query(
-            f"gpu_reported_temperature_celsius{{{INSTANCES}}}",
-            "{{instance}} reported (Redis)"))
+            f"gpu:gpu_temperature_celsius:any_source{{{GPUS}}}",
+            "{{instance}} GPU {{gpu}}"))
     )
 
 

@@ -43,6 +43,7 @@ from .queries import (
     JOB,
     JOBS,
     AlertAnnotation,
+    histogram_p95,
     query,
     table_query,
 )
@@ -90,6 +91,12 @@ def build() -> Dashboard:
             rag_queries_per_second(),
             low_confidence_answers(),
             rag_mean_latency(),
+            row("Users"),
+            user_response_time_p95().span(12),
+            satisfied_ratings().span(6),
+            user_sessions().span(6),
+            user_feedback_per_hour().span(12),
+            abandoned_sessions_per_hour().span(12),
             row("Training and GPUs"),
             training_status_per_project().span(16).height(7),
             gpus_in_use().span(8).height(7),
@@ -291,7 +298,8 @@ def success_ratio_per_agent_1_h() -> Panel:
         .justify_mode(common.BigValueJustifyMode.CENTER)
         .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
         .with_target(query(f"agent:agent_tasks_success:ratio_rate1h{{{JOBS}}}", "{{agent}}"))
-        .links([detail_link(agents.UID, agents.TITLE)])
+        .links([detail_link(agents.UID, agents.TITLE),
+                detail_link(agents.UID, agents.RANKING, agents.panel_id(agents.RANKING))])
     )
 
 
@@ -497,8 +505,8 @@ def gpus_in_use() -> Panel:
     return (
         stat(
             "GPUs in use",
-            "GPUs NVML sees on the exporters' hosts, those more than 5 % busy, and GPUs that "
-            "remote hosts report through Redis (metrics:gpu:current). 0 everywhere means no "
+            "GPUs NVML sees on the exporters' hosts, GPUs that remote hosts report through Redis "
+            "(metrics:gpu:current), and those of both more than 5 % busy. 0 everywhere means no "
             "GPU reported.",
             "short")
         .decimals(0)
@@ -508,7 +516,7 @@ def gpus_in_use() -> Panel:
         .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
         .with_target(query(f"sum(gpu_count{{{INSTANCES}}}) or vector(0)", "GPUs (NVML)"))
         .with_target(query(
-            f"count(gpu_utilization_ratio{{{INSTANCES}}} > 0.05) or vector(0)",
+            f"count(gpu:gpu_utilization_ratio:any_source{{{INSTANCES}}} > 0.05) or vector(0)",
             "busy > 5 %"))
         .with_target(query(
             f"count(gpu_reported_utilization_ratio{{{INSTANCES}}}) or vector(0)",
@@ -545,4 +553,76 @@ def firing_alerts_by_severity() -> Panel:
         .stacking(sdk_common.StackingConfig().mode(common.StackingMode.NORMAL).group("A"))
         .decimals(0)
         .with_target(query('count by (severity) (ALERTS{alertstate="firing"})', "{{severity}}"))
+    )
+
+
+# -- seed 004's user-experience collector (records mapped by examples/seed-004-records.yml) ----
+
+def user_response_time_p95() -> Panel:
+    return (
+        timeseries(
+            "User response time p95",
+            "95th percentile time from a user's request to the complete answer, and to the "
+            "first part of it.",
+            "s")
+        .min(0)
+        .with_target(query(
+            histogram_p95("user_response_duration_seconds", INSTANCES),
+            "complete answer"))
+        .with_target(query(
+            histogram_p95("user_first_response_duration_seconds", INSTANCES),
+            "first response"))
+    )
+
+
+def satisfied_ratings() -> Panel:
+    return (
+        stat(
+            "Satisfied ratings",
+            "Share of user ratings of 4 or 5 stars (0.8 or more of the best rating); the "
+            "bucket le=0.7 holds the ratings of 1 to 3 stars.",
+            "percentunit",
+            red_below(0.6, orange=0.8))
+        .min(0)
+        .max(1)
+        .with_target(query(
+            f"1 - sum(rate(user_satisfaction_ratio_bucket{{{INSTANCES}, le=\"0.7\"}}"
+            "[$__rate_interval]))"
+            f" / sum(rate(user_satisfaction_ratio_count{{{INSTANCES}}}[$__rate_interval]))",
+            "4-5 stars"))
+    )
+
+
+def user_sessions() -> Panel:
+    return (
+        stat("User sessions", "User sessions open now (user_active_sessions).", "short")
+        .decimals(0)
+        .with_target(query(f"sum(user_active_sessions{{{INSTANCES}}})", "open"))
+    )
+
+
+def user_feedback_per_hour() -> Panel:
+    return (
+        timeseries(
+            "User feedback per hour",
+            "Feedback users gave, per hour at the current pace, by sentiment.",
+            "short")
+        .min(0)
+        .with_target(query(
+            "sum by (sentiment) "
+            f"(rate(user_feedback_total{{{INSTANCES}}}[$__rate_interval])) * 3600",
+            "{{sentiment}}"))
+    )
+
+
+def abandoned_sessions_per_hour() -> Panel:
+    return (
+        timeseries(
+            "Abandoned sessions per hour",
+            "Sessions users left before an answer came, per hour at the current pace.",
+            "short")
+        .min(0)
+        .with_target(query(
+            f"sum(rate(user_abandoned_sessions_total{{{INSTANCES}}}[$__rate_interval])) * 3600",
+            "abandoned"))
     )

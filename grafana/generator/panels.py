@@ -89,9 +89,11 @@ def right_axis_ratio(bounded: bool = True) -> list[model.DynamicConfigValue]:
 
 # -- links and table transformations ----------------------------------------------------------
 
-def detail_link(uid: str, title: str) -> sdk.DashboardLink:
-    """A panel link to the dashboard that explains it, keeping the time range and filters."""
-    return (sdk.DashboardLink(f"Open {title}").url(f"/d/{uid}?${{__url_time_range}}"
+def detail_link(uid: str, title: str, view_panel: int | None = None) -> sdk.DashboardLink:
+    """A panel link to the dashboard that explains it (or to its panel `view_panel`, shown
+    alone), keeping the time range and filters."""
+    view = "" if view_panel is None else f"viewPanel={view_panel}&"
+    return (sdk.DashboardLink(f"Open {title}").url(f"/d/{uid}?{view}${{__url_time_range}}"
                                                    "&${__all_variables}").target_blank(False))
 
 

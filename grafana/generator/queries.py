@@ -64,6 +64,13 @@ JOBS = selector(JOB)  # recorded series aggregated per job
 INSTANCES = selector(JOB, INSTANCE)  # series of each exporter and its host
 
 
+def histogram_p95(histogram: str, matchers: str, by: str = "") -> str:
+    """PromQL: the 95th percentile of a histogram's observations over the rate interval, per
+    `by` label(s) when given."""
+    return (f"histogram_quantile(0.95, sum by ({by + ', ' if by else ''}le) "
+            f"(rate({histogram}_bucket{{{matchers}}}[{RATE_INTERVAL}])))")
+
+
 def query(expr: str, legend: str = "__auto") -> prometheus.Dataquery:
     """A range query: one value per step, for graphs and for stats that draw a sparkline."""
     return (
