@@ -365,3 +365,6 @@ def test_guide_describes_every_dashboard_and_panel(dashboards: dict[str, Dashboa
         assert dashboard["title"] in guide and dashboard["uid"] in guide, path
         for panel in panels(dashboard):
             assert f"| {panel['title']} |" in guide, f"docs/dashboards.md lacks {panel['title']}"
+            if panel.get("description") and panel["type"] != "row":
+                row = f"| {panel['title']} | {panel['description']} |"
+                assert row in guide, f"docs/dashboards.md describes {panel['title']} otherwise"
