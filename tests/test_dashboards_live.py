@@ -52,6 +52,9 @@ MAY_BE_EMPTY = {
                      "full window): empty until Prometheus holds 10 minutes of them"
        for uid, title in (("agent-exporter-agents", "Load imbalance"),
                           ("agent-exporter-overview", "Load imbalance (10 min)"))},
+    ("agent-exporter-gpu", "Memory growth per 5 minutes"):
+        "the growth compares with the memory 5 minutes earlier: empty until Prometheus holds 5 "
+        "minutes of the GPU the traffic reports",
 }
 ANNOTATIONS_MAY_BE_EMPTY = ("annotations mark firing alerts of a category or severity; in two "
                             "minutes only Watchdog (info, system) fires")
@@ -216,11 +219,13 @@ class Checker:
 
 
 def nvml_series() -> set[str]:
-    """What the GPU collector reads through NVML, and the rules derived from it."""
+    """What the GPU collector reads through NVML, and the rules derived from it alone (the
+    `:any_source` rules also read the GPU the traffic reports in Redis: they must have data)."""
     names = {n for n in documented() if n.startswith("gpu_")
              and not n.startswith("gpu_reported_") and n != "gpu_nvml_available"}
     gpu_rules = yaml.safe_load((RULES / "gpu.rules.yml").read_text())["groups"]
-    return names | {rule["record"] for group in gpu_rules for rule in group["rules"]}
+    return names | {rule["record"] for group in gpu_rules for rule in group["rules"]
+                    if "any_source" not in rule["expr"] and "gpu_reported_" not in rule["expr"]}
 
 
 def dashboard_queries() -> list[tuple[str, str, str, bool, str | None]]:
