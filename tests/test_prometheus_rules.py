@@ -361,7 +361,8 @@ def test_every_seed_alert_exists():
         "AgentExporterDown", "ExporterRedisDown", "ExporterEventsInvalid", "ExporterEventsLost",
         "ExporterSeriesOverflow", "ExporterCollectorFailing", "Watchdog",
         "TaskThroughputAnomaly", "TaskDurationAnomaly", "RagLatencyAnomaly",
-        "TrainingLossConverged", "GpuHotDuringCriticalErrors", "ExporterSourceNotReading"}
+        "TrainingLossConverged", "GpuHotDuringCriticalErrors", "ExporterSourceNotReading",
+        "AgentPerformanceRanking"}
     assert {r["alert"] for r in ALERTS if r["_file"] != "llm.alerts.yml"} == expected
     severity = {r["alert"]: r["labels"]["severity"] for r in ALERTS}
     assert severity["TrainingLossDiverging"] == "critical"
