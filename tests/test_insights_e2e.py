@@ -6,7 +6,6 @@ file fires at once. Everything else is the shipped configuration with 1-second i
 """
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,12 @@ import requests
 import yaml
 
 from tests.support.procs import (
-    Proc,
     alertmanager_binary,
-    free_port,
     require_binary,
     wait_until,
 )
 from tests.support.subscriber import Subscriber
-from tests.test_stack_e2e import alertmanager_config, prometheus_config, targets_up
+from tests.test_stack_e2e import start_alerting, targets_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -53,39 +50,23 @@ def publish(client: redis.Redis, channel: str, *events: dict[str, Any]) -> None:
 
 def test_insights_reach_redis_in_the_seeds_shape(tmp_path: Path, redis_url: str,
                                                  start_exporter) -> None:
-    prometheus_bin = require_binary("prometheus")
-    alertmanager_bin = alertmanager_binary()
-    token = secrets.token_hex(16)
-    exporter = start_exporter(redis_url, env={"AGENT_EXPORTER_ALERT_BRIDGE_TOKEN": token})
-    (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "bridge_token").write_text(token + "\n")
+    require_binary("prometheus")
+    alertmanager_binary()
     insights = Subscriber(redis_url, "events:insights:*")
     client = redis.Redis.from_url(redis_url)
-
-    am_port, prom_port = free_port(), free_port()
-    am_url, prom_url = f"http://127.0.0.1:{am_port}", f"http://127.0.0.1:{prom_port}"
-    am_file = tmp_path / "alertmanager.yml"
-    am_file.write_text(yaml.safe_dump(alertmanager_config(exporter.url + "/alertmanager",
-                                                          tmp_path / "secrets")))
-    config = prometheus_config(f"127.0.0.1:{exporter.port}", f"127.0.0.1:{prom_port}",
-                               f"127.0.0.1:{am_port}")
     rules = tmp_path / "rules"
     rules.mkdir()
-    files = sorted(str(path) for pattern in config["rule_files"]
-                   for path in Path("/").glob(pattern.lstrip("/")))
-    config["rule_files"] = [without_for(path, "WorkflowStepSlow", rules)
-                            if path.endswith("workflows.alerts.yml") else path for path in files]
-    assert len(files) > 10 and str(rules / "workflows.alerts.yml") in config["rule_files"]
-    prom_file = tmp_path / "prometheus.yml"
-    prom_file.write_text(yaml.safe_dump(config))
-    procs = [
-        Proc([alertmanager_bin, f"--config.file={am_file}", f"--storage.path={tmp_path / 'am'}",
-              f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
-             tmp_path / "alertmanager.log"),
-        Proc([prometheus_bin, f"--config.file={prom_file}",
-              f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-              f"--web.listen-address=127.0.0.1:{prom_port}"], tmp_path / "prometheus.log"),
-    ]
+
+    def workflow_rule_without_for(patterns: list[str]) -> list[str]:
+        files = sorted(str(path) for pattern in patterns
+                       for path in Path("/").glob(pattern.lstrip("/")))
+        out = [without_for(path, "WorkflowStepSlow", rules)
+               if path.endswith("workflows.alerts.yml") else path for path in files]
+        assert len(files) > 10 and str(rules / "workflows.alerts.yml") in out
+        return out
+
+    exporter, am_url, prom_url, procs = start_alerting(tmp_path, redis_url, start_exporter,
+                                                       workflow_rule_without_for)
     try:
         wait_until(lambda: targets_up(prom_url), timeout=60, message="every scrape target up")
         wait_until(lambda: requests.get(am_url + "/-/ready", timeout=1).ok, timeout=20,

@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,39 +97,50 @@ def rules_with_errors(prometheus: str) -> list[str]:
             for rule in group["rules"] if rule["health"] == "err"]
 
 
-def test_demo_incident_alert_reaches_redis(tmp_path: Path, redis_url: str,
-                                           start_exporter) -> None:
-    prometheus_bin = require_binary("prometheus")
-    alertmanager_bin = alertmanager_binary()
+def start_alerting(tmp_path: Path, redis_url: str, start_exporter: Callable[..., Any],
+                   rule_files: Callable[[list[str]], list[str]] = lambda files: files,
+                   ) -> tuple[Any, str, str, list[Proc]]:
+    """The exporter, Alertmanager and Prometheus with the repo's configs on loopback, sharing a
+    bridge token: (exporter, Alertmanager URL, Prometheus URL, processes). `rule_files` may
+    replace the rule files (globs) Prometheus loads."""
     token = secrets.token_hex(16)
     exporter = start_exporter(redis_url, env={"AGENT_EXPORTER_ALERT_BRIDGE_TOKEN": token})
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "bridge_token").write_text(token + "\n")
-
-    subscriber = redis.Redis.from_url(redis_url).pubsub()
-    subscriber.psubscribe("events:alerts:*")
-    wait_until(lambda: (m := subscriber.get_message(timeout=0.5)) and m["type"] == "psubscribe",
-               message="psubscribe confirmation")
-
     am_port, prom_port = free_port(), free_port()
     am_url, prom_url = f"http://127.0.0.1:{am_port}", f"http://127.0.0.1:{prom_port}"
     am_file = tmp_path / "alertmanager.yml"
     am_file.write_text(yaml.safe_dump(alertmanager_config(exporter.url + "/alertmanager",
                                                           tmp_path / "secrets")))
+    config = prometheus_config(f"127.0.0.1:{exporter.port}", f"127.0.0.1:{prom_port}",
+                               f"127.0.0.1:{am_port}")
+    config["rule_files"] = rule_files(config["rule_files"])
     prom_file = tmp_path / "prometheus.yml"
-    prom_file.write_text(yaml.safe_dump(prometheus_config(
-        f"127.0.0.1:{exporter.port}", f"127.0.0.1:{prom_port}", f"127.0.0.1:{am_port}")))
-
+    prom_file.write_text(yaml.safe_dump(config))
     procs = [
-        Proc([alertmanager_bin, f"--config.file={am_file}", f"--storage.path={tmp_path / 'am'}",
-              f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
-             tmp_path / "alertmanager.log"),
-        Proc([prometheus_bin, f"--config.file={prom_file}",
+        Proc([alertmanager_binary(), f"--config.file={am_file}",
+              f"--storage.path={tmp_path / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
+              "--cluster.listen-address="], tmp_path / "alertmanager.log"),
+        Proc([require_binary("prometheus"), f"--config.file={prom_file}",
               f"--storage.tsdb.path={tmp_path / 'tsdb'}",
               f"--web.listen-address=127.0.0.1:{prom_port}"], tmp_path / "prometheus.log"),
-        Proc([sys.executable, "-m", "exporter", "demo", "--redis-url", redis_url, "--seed", "1",
-              "--speed", "4", "--incidents", "loss-diverging"], tmp_path / "demo.log", cwd=REPO),
     ]
+    return exporter, am_url, prom_url, procs
+
+
+def test_demo_incident_alert_reaches_redis(tmp_path: Path, redis_url: str,
+                                           start_exporter) -> None:
+    require_binary("prometheus")
+    alertmanager_binary()
+    subscriber = redis.Redis.from_url(redis_url).pubsub()
+    subscriber.psubscribe("events:alerts:*")
+    wait_until(lambda: (m := subscriber.get_message(timeout=0.5)) and m["type"] == "psubscribe",
+               message="psubscribe confirmation")
+
+    exporter, am_url, prom_url, procs = start_alerting(tmp_path, redis_url, start_exporter)
+    procs.append(
+        Proc([sys.executable, "-m", "exporter", "demo", "--redis-url", redis_url, "--seed", "1",
+              "--speed", "4", "--incidents", "loss-diverging"], tmp_path / "demo.log", cwd=REPO))
     try:
         wait_until(lambda: requests.get(am_url + "/-/ready", timeout=1).ok, timeout=20,
                    message="alertmanager ready")
