@@ -1,8 +1,8 @@
 """Seed 000's insights (`events:insights:*`), built from Alertmanager notifications.
 
-The three insights are alerts in Prometheus (prometheus/rules/): AgentPerformanceRanked (one
-alert per ranked agent, grouped by Alertmanager into one notification per job),
-WorkflowStepSlow and GpuHotDuringCriticalErrors. Alertmanager already delivers each group once
+The three insights are alerts in Prometheus (prometheus/rules/): AgentPerformanceRanking (one
+per job, the ranking rendered into its `rankings` annotation), WorkflowStepSlow and
+GpuHotDuringCriticalErrors. Alertmanager already delivers each group once
 for a whole HA cluster and retries until the bridge answers 200, so an insight built from a
 notification is neither duplicated by a second exporter nor lost; the bridge publishes the
 insights in the same MULTI/EXEC as the alerts. docs/insights.md explains the design.
