@@ -7,6 +7,7 @@ import time
 
 import pytest
 import redis
+import requests
 
 from exporter.config import ConfigError, load
 from exporter.domains import Context, create_domains
@@ -20,8 +21,9 @@ from exporter.insights import (
     rankings,
 )
 from exporter.store import Store
-from tests.support.alerts import alert
+from tests.support.alerts import alert, payload
 from tests.support.procs import free_port
+from tests.support.subscriber import Subscriber
 
 RANKING = ("agentType", "score", "tasksCompleted", "avgDuration", "errorRate")
 
@@ -161,3 +163,20 @@ def test_insight_settings_are_read(tmp_path):
     path.write_text("insights:\n  correlation_window_seconds: 120\n  channel_prefix: 'x:'\n")
     assert load(str(path), env={}).insights == InsightSettings(
         channel_prefix="x:", correlation_window_seconds=120.0)
+
+
+def test_the_bridge_publishes_a_ranking_as_an_insight_only(redis_url, start_exporter):
+    exporter = start_exporter(redis_url)
+    subscriber = Subscriber(redis_url, "events:*")
+    try:
+        response = requests.post(exporter.url + "/alertmanager", timeout=10, data=payload(
+            ranking_alert("199 20 10 0 fast\n"), slow_step_alert()))
+        assert response.status_code == 200, response.text
+        received = dict(subscriber.wait_for(3))  # one MULTI/EXEC: a 4th would be here too
+        assert sorted(received) == ["events:alerts:tasks", "events:insights:agent_performance",
+                                    "events:insights:workflows"]
+        assert received["events:alerts:tasks"]["labels"]["alertname"] == "WorkflowStepSlow"
+        assert received["events:insights:agent_performance"]["rankings"][0]["agentType"] == "fast"
+        assert received["events:insights:workflows"]["type"] == "slow_step_detected"
+    finally:
+        subscriber.close()
