@@ -9,6 +9,7 @@ import pytest
 import redis
 import requests
 
+from exporter import contract
 from exporter.config import ConfigError, load
 from exporter.domains import Context, create_domains
 from exporter.events import Invalid
@@ -20,9 +21,10 @@ from exporter.insights import (
     ranking_lines,
     rankings,
 )
+from exporter.publisher import Publisher
 from exporter.store import Store
 from tests.support.alerts import alert, payload
-from tests.support.procs import free_port
+from tests.support.procs import NO_COLLECTORS, Exporter, free_port, value, wait_until
 from tests.support.subscriber import Subscriber
 
 RANKING = ("agentType", "score", "tasksCompleted", "avgDuration", "errorRate")
@@ -180,3 +182,45 @@ def test_the_bridge_publishes_a_ranking_as_an_insight_only(redis_url, start_expo
         assert received["events:insights:workflows"]["type"] == "slow_step_detected"
     finally:
         subscriber.close()
+
+
+STREAMS = """
+source: streams
+streams:
+  checkpoint_seconds: 0.2
+  block_ms: 100
+"""
+
+
+@pytest.mark.parametrize("transport", ["streams", "pubsub"])
+def test_several_exporters_remember_each_critical_error_once(redis_url, tmp_path, transport):
+    """A consumer group splits the errors between two exporters, an HA pair on pub/sub sees each
+    twice: either way the shared set holds every id once, and only the critical ones."""
+    publisher = Publisher(redis_url, transport=transport)
+    if transport == "streams":  # the error streams exist (found by SCAN) before the start
+        publisher.error("critical", "trainer", "warm-up", error_id="e-0")
+    exporters = [Exporter(tmp_path, redis_url, NO_COLLECTORS, env={
+        "AGENT_EXPORTER_CONSUMER": name}, config=STREAMS if transport == "streams" else None
+                          ).wait_ready() for name in ("a", "b")]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        if transport == "pubsub":
+            wait_until(lambda: client.pubsub_numsub(contract.TASKS)[0][1] >= 2,
+                       message="both exporters subscribed")
+        ids = {f"e-{n}" for n in range(1, 41)}
+        for error_id in sorted(ids):
+            publisher.error("critical", "trainer", "CUDA error", error_id=error_id)
+            publisher.error("warning", "trainer", "slow", error_id="w-" + error_id)
+        if transport == "streams":
+            ids.add("e-0")
+        key = InsightSettings().critical_errors_key
+        wait_until(lambda: {m.decode() for m in client.zrange(key, 0, -1)} == ids, timeout=30,
+                   message="every critical error id in the shared set")
+        if transport == "streams":  # the group did split them
+            shares = [value(e.samples(), "agent_errors_total", kind="critical",
+                            component="trainer") for e in exporters]
+            assert all(shares) and sum(s or 0 for s in shares) == len(ids), shares
+    finally:
+        for exporter in exporters:
+            exporter.stop()
+        client.close()
