@@ -196,7 +196,7 @@ class AlertBridge:
         # answer is 503 and Alertmanager's own backoff takes over.
         self.redis = redis_client(redis_url, timeout=5.0, retries=1)
         self.store = store
-        self.insights = Insights(insights or InsightSettings(), self.redis)
+        self.insights = Insights(insights or InsightSettings(), self.redis, store)
         self.received = store.family(
             "agent_exporter_alerts_received_total", "counter",
             "Alerts received from Alertmanager on POST /alertmanager and published to Redis.",
@@ -239,4 +239,5 @@ class AlertBridge:
         with self.store.lock:
             for message in messages:
                 self.received.inc((message["severity"], message["status"]))
+        self.insights.count(insights)
         return 200, TEXT, f"published {len(messages)} alert(s)\n".encode()

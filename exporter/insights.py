@@ -25,6 +25,7 @@ import orjson
 import redis
 
 from .domains import Domain
+from .store import Store
 from .throttle import Throttled
 from .validation import ConfigError, expect, expect_mapping, positive
 
@@ -92,11 +93,14 @@ def ranking_lines(text: str) -> list[dict[str, Any]]:
     ranked = []
     for line in text.splitlines():
         parts = line.strip().split(" ", 4)
-        if len(parts) < 5 or not parts[4]:
-            continue
         try:
+            if len(parts) < 5 or not parts[4]:
+                raise ValueError("fewer than 5 fields")
             score, done, mean, failed = (float(p) if p else 0.0 for p in parts[:4])
-        except ValueError:
+        except ValueError as exc:
+            if line.strip():
+                throttled("ranking", logging.WARNING, "insights: skipped the ranking line %r "
+                          "(expected `score done mean_seconds failed agent`): %s", line, exc)
             continue
         ranked.append({"agentType": parts[4], "score": score, "tasksCompleted": done,
                        "avgDuration": mean, "errorRate": failed})
@@ -143,9 +147,14 @@ class Insights:
     """Builds a notification's insights (reading the recent critical errors) and queues them on
     the bridge's transaction."""
 
-    def __init__(self, settings: InsightSettings, client: redis.Redis) -> None:
+    def __init__(self, settings: InsightSettings, client: redis.Redis, store: Store) -> None:
         self.settings = settings
         self.redis = client
+        self.store = store
+        self.published = store.family(
+            "agent_exporter_insights_published_total", "counter",
+            "Seed 000 insights the alert bridge published on events:insights:*, by type.",
+            ["type"], ttl=0)
 
     def channel(self, kind: str) -> str:
         return self.settings.channel_prefix + CHANNELS[kind]
@@ -181,6 +190,12 @@ class Insights:
                 pipe.hset(RANKINGS_HASH, "performance_ranked", orjson.dumps(message["rankings"]))
         if batch.reported_errors:
             pipe.zrem(self.settings.critical_errors_key, *batch.reported_errors)
+
+    def count(self, batch: Batch) -> None:
+        """After the transaction succeeded."""
+        with self.store.lock:
+            for _, message in batch.messages:
+                self.published.inc((message["type"],))
 
 
 class CriticalErrorLog:

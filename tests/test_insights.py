@@ -80,7 +80,7 @@ def client(redis_server):
 
 
 def test_a_slow_step_becomes_the_seeds_workflow_insight(client):
-    batch = Insights(InsightSettings(), client).build([slow_step_alert(),
+    batch = Insights(InsightSettings(), client, Store()).build([slow_step_alert(),
                                                        slow_step_alert("resolved")])
     ((channel, message),) = batch.messages
     assert channel == "events:insights:workflows"
@@ -96,7 +96,7 @@ def test_each_recent_critical_error_is_correlated_once(client):
     CriticalErrorLog(settings, client).record("err-1")  # an HA pair's twin: one error
     CriticalErrorLog(settings, client).record("err-2")
     client.zadd(settings.critical_errors_key, {"err-old": time.time() - 3600})
-    insights = Insights(settings, client)
+    insights = Insights(settings, client, Store())
 
     batch = insights.build([hot_alert("86"), hot_alert("91.5")])
     assert [c for c, _ in batch.messages] == ["events:insights:correlations"] * 2
@@ -114,7 +114,7 @@ def test_each_recent_critical_error_is_correlated_once(client):
 
 
 def test_a_ranking_is_kept_in_the_seeds_hash_too(client):
-    insights = Insights(InsightSettings(), client)
+    insights = Insights(InsightSettings(), client, Store())
     pipe = client.pipeline(transaction=True)
     insights.queue(pipe, insights.build([ranking_alert("199 20 10 0 fast\n")]))
     pipe.execute()
@@ -123,7 +123,7 @@ def test_a_ranking_is_kept_in_the_seeds_hash_too(client):
 
 def test_disabled_insights_build_nothing(client):
     alerts = [ranking_alert("1 1 1 0 a\n"), slow_step_alert(), hot_alert()]
-    assert Insights(InsightSettings(enabled=False), client).build(alerts).messages == ()
+    assert Insights(InsightSettings(enabled=False), client, Store()).build(alerts).messages == ()
 
 
 def test_only_valid_critical_errors_with_an_id_are_remembered(client):
@@ -180,6 +180,11 @@ def test_the_bridge_publishes_a_ranking_as_an_insight_only(redis_url, start_expo
         assert received["events:alerts:tasks"]["labels"]["alertname"] == "WorkflowStepSlow"
         assert received["events:insights:agent_performance"]["rankings"][0]["agentType"] == "fast"
         assert received["events:insights:workflows"]["type"] == "slow_step_detected"
+        samples = exporter.samples()
+        for kind in ("performance_rankings_updated", "slow_step_detected"):
+            assert value(samples, "agent_exporter_insights_published_total", type=kind) == 1
+        assert value(samples, "agent_exporter_alerts_received_total", severity="warning",
+                     status="firing") == 1  # the slow step; the ranking is no alert
     finally:
         subscriber.close()
 
