@@ -60,7 +60,13 @@ def prometheus_config(exporter: str, prometheus: str, alertmanager: str) -> dict
 def alertmanager_config(bridge: str, secrets_dir: Path) -> dict[str, Any]:
     """The repo's alertmanager.yml with only the bridge URL, secret paths and waits changed."""
     config = yaml.safe_load((REPO / "alertmanager" / "alertmanager.yml").read_text())
-    config["route"].update(group_wait="1s", group_interval="1s")
+
+    def quick(route: dict[str, Any]) -> None:
+        route.update({key: "1s" for key in ("group_wait", "group_interval") if key in route})
+        for child in route.get("routes", []):
+            quick(child)
+
+    quick(config["route"])
     config["templates"] = [str(REPO / "alertmanager" / t) for t in config.get("templates", [])]
     webhooks = [hook for receiver in config["receivers"]
                 for hook in receiver.get("webhook_configs", [])]
