@@ -31,6 +31,7 @@ from .alert_messages import (
     system_message,
 )
 from .contract import ALERTS
+from .insights import Insights, InsightSettings, is_insight_only
 from .redis_client import client as redis_client
 from .store import Store
 from .validation import ConfigError, expect, expect_mapping, items, one_of, positive_int
@@ -142,7 +143,8 @@ def parse_payload(body: bytes) -> list[dict[str, Any]]:
 class AlertBridge:
     """The handler behind POST /alertmanager (mounted by exporter.app)."""
 
-    def __init__(self, settings: BridgeSettings, redis_url: str, store: Store) -> None:
+    def __init__(self, settings: BridgeSettings, redis_url: str, store: Store,
+                 insights: InsightSettings | None = None) -> None:
         self.enabled = settings.enabled
         self.max_body_bytes = settings.max_body_bytes
         self.prefix = settings.channel_prefix
@@ -154,6 +156,7 @@ class AlertBridge:
         # answer is 503 and Alertmanager's own backoff takes over.
         self.redis = redis_client(redis_url, timeout=5.0, retries=1)
         self.store = store
+        self.insights = Insights(insights or InsightSettings(), self.redis, store)
         self.received = store.family(
             "agent_exporter_alerts_received_total", "counter",
             "Alerts received from Alertmanager on POST /alertmanager and published to Redis.",
@@ -183,16 +186,19 @@ class AlertBridge:
             log.warning("alert bridge: rejected a payload: %s", exc)
             return 400, TEXT, f"{exc}\n".encode()
 
-        messages = [seed_message(alert) for alert in alerts]
         try:
+            insights = self.insights.build(alerts)
+            alerts = [alert for alert in alerts if not is_insight_only(alert)]
+            messages = [seed_message(alert) for alert in alerts]
             pipe = self.redis.pipeline(transaction=True)
             for channel, message in self.deliveries(messages):
                 pipe.publish(channel, orjson.dumps(message))
-            if messages:
+            self.insights.queue(pipe, insights)
+            if messages or insights.messages:
                 pipe.execute()
         except redis.RedisError as exc:
             log.error("alert bridge: Redis unavailable, %d alert(s) not published (Alertmanager "
-                      "will retry): %s", len(messages), exc)
+                      "will retry): %s", len(alerts), exc)
             return 503, TEXT, f"Redis unavailable: {exc}\n".encode()
 
         for message in messages:
@@ -201,4 +207,5 @@ class AlertBridge:
         with self.store.lock:
             for message in messages:
                 self.received.inc((message["severity"], message["status"]))
+        self.insights.count(insights)
         return 200, TEXT, f"published {len(messages)} alert(s)\n".encode()

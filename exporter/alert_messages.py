@@ -18,7 +18,7 @@ SEED_TYPES = (
     "high_training_loss", "low_throughput", "sla_breach", "gpu_temperature_critical",
     "memory_leak_detection", "high_temperature", "low_utilization", "memory_exhaustion",
     "unbalanced_load", "loss_plateau", "convergence_detected", "slow_step_detected",
-    "error_performance_correlation", "threshold_exceeded",
+    "error_performance_correlation", "threshold_exceeded", "performance_rankings_updated",
 )
 # Seed 000's ALERT_RULES: the alerts its evaluateAlerts() publishes on events:alerts:system.
 SYSTEM_TYPES = ("high_training_loss", "low_throughput", "sla_breach", "gpu_temperature_critical",
@@ -71,7 +71,8 @@ def category(labels: dict[str, str]) -> str:
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """The time as seed 000 writes it (JavaScript's toISOString: milliseconds, `Z`)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def seed_message(alert: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,9 @@ from .domains import Context, create_domains
 from .domains.generic import GenericRecords
 from .domains.llm import LlmCalls
 from .http_connections import HttpStats
+from .insights import CriticalErrorLog, RecordingCriticalErrors
 from .redact import redacted_url
+from .redis_client import client as redis_client
 from .server import PostRoute, Server
 from .sources import RedisHealth, RedisSource
 from .sources.peers import warn_if_shared
@@ -107,6 +109,9 @@ class Exporter:
                       config.series_ttls)
         self.domains = create_domains(ctx, config.metrics, config.max_generic_metrics,
                                       config.origin_labels, config.llm)
+        if config.insights.enabled:
+            self.domains["errors"] = RecordingCriticalErrors(self.domains["errors"], CriticalErrorLog(
+                config.insights, redis_client(config.redis_url, timeout=2.0)))
         routes = {channel: self.domains[domain] for channel, domain in config.channels.items()}
         self.dispatcher = Dispatcher(self.store, routes, config.max_event_bytes)
         self.sources: list[RedisSource] = []
@@ -121,7 +126,8 @@ class Exporter:
                                               self.dispatcher, self.health, self.store,
                                               config.streams, config.consumer))
         self.http_stats = HttpStats()
-        self.bridge = AlertBridge(config.alert_bridge, config.redis_url, self.store)
+        self.bridge = AlertBridge(config.alert_bridge, config.redis_url, self.store,
+                                  config.insights)
 
         # Every family outside the store holds its names too (exporter/names.py), in order of
         # precedence: the exporter's own (its store families above, collectors, prometheus-

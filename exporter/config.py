@@ -28,6 +28,7 @@ from .domains.mappings import (
     parse_origin_labels,
 )
 from .domains.mappings import Mapping as RecordMapping
+from .insights import InsightSettings, parse_insights
 from .redact import redacted_url
 from .sources.streams import StreamsSettings, parse_streams
 from .validation import (
@@ -120,6 +121,8 @@ SECTIONS: dict[str, tuple[Callable[[], Any], Check, str]] = {
     "key_checks": (lambda: DEFAULT_KEY_CHECKS, parse_key_checks, "Redis keys read at scrape time"),
     "alert_bridge": (BridgeSettings, parse_alert_bridge,
                      "POST /alertmanager: Alertmanager webhook → Redis events:alerts:*"),
+    "insights": (InsightSettings, parse_insights,
+                 "seed 000's events:insights:* from Alertmanager notifications (docs/insights.md)"),
     "llm": (LlmSettings, parse_llm, "LLM prices (USD per million tokens) and daily budgets"),
 }
 
@@ -151,6 +154,7 @@ class Config:
     origin_labels: tuple[str, ...]
     key_checks: tuple[KeyCheck, ...]
     alert_bridge: BridgeSettings
+    insights: InsightSettings
     llm: LlmSettings
     path: str | None = field(default=None, compare=False)
 

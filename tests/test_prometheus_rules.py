@@ -51,7 +51,10 @@ SEED_TYPES = {
     "convergence_detected": ("TrainingLossConverged", "info"),
     "slow_step_detected": ("WorkflowStepSlow", None),
     "error_performance_correlation": ("GpuHotDuringCriticalErrors", None),
+    "performance_rankings_updated": ("AgentPerformanceRanking", "info"),
 }
+# Annotations that carry an insight's data to the alert bridge (exporter/insights.py).
+INSIGHT_ANNOTATIONS = {"AgentPerformanceRanking": {"rankings"}}
 SEED_004_TYPE = "threshold_exceeded"
 # The alerts whose `threshold` is one of the seeds' numbers in exporter/thresholds.py.
 SEED_THRESHOLDS = {
@@ -251,7 +254,8 @@ def test_alert_labels_and_annotations(rule: dict):
     assert labels["category"] in CATEGORIES
     assert set(labels) <= {"severity", "category", "requires"}
     assert labels.get("requires", "exporter-data") == "exporter-data"
-    assert set(annotations) - {"seed_type"} == ANNOTATIONS
+    extra = INSIGHT_ANNOTATIONS.get(rule["alert"], set())
+    assert set(annotations) - {"seed_type"} == ANNOTATIONS | extra
     assert re.fullmatch(r'\{\{ \$value( \| printf "%\.\d+[fg]")? \}\}', annotations["value"])
     float(annotations["threshold"])  # a plain number
     assert "{{" not in annotations["summary"] and annotations["summary"].endswith(".")
@@ -357,7 +361,8 @@ def test_every_seed_alert_exists():
         "AgentExporterDown", "ExporterRedisDown", "ExporterEventsInvalid", "ExporterEventsLost",
         "ExporterSeriesOverflow", "ExporterCollectorFailing", "Watchdog",
         "TaskThroughputAnomaly", "TaskDurationAnomaly", "RagLatencyAnomaly",
-        "TrainingLossConverged", "GpuHotDuringCriticalErrors", "ExporterSourceNotReading"}
+        "TrainingLossConverged", "GpuHotDuringCriticalErrors", "ExporterSourceNotReading",
+        "AgentPerformanceRanking"}
     assert {r["alert"] for r in ALERTS if r["_file"] != "llm.alerts.yml"} == expected
     severity = {r["alert"]: r["labels"]["severity"] for r in ALERTS}
     assert severity["TrainingLossDiverging"] == "critical"
@@ -455,7 +460,7 @@ def test_alert_quality_scenarios():
     assert not result["breaks"], [(d["incident"].name, d["breaks"][:5]) for d in result["breaks"]]
     assert result["precision"] >= 0.95 and result["recall"] >= 0.95
     expected = {d["alertname"] for d in result["detections"]}
-    assert expected == set(ALERT_IDS) - ALWAYS_FIRING, "an alert has no incident scenario"
+    assert expected == set(ALERT_IDS) - set(scenarios.NOT_FAULTS), "an alert has no incident scenario"
     rows = quality_rows()
     for d in result["detections"]:
         cells = rows[(d["alertname"], d["incident"].name)]

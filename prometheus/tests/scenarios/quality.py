@@ -305,7 +305,8 @@ def report(results: dict[int, dict]) -> str:
         row("breaks in the alerts of the stalls (they must fire until the stall ends)",
             lambda r: len(r["breaks"]), "0"),
         "",
-        "Watchdog always fires by design and is left out. An episode is one label set in one "
+        "Watchdog always fires by design and AgentPerformanceRanking whenever an agent finished "
+        "a task (it carries seed 000's ranking, not a fault): both are left out. An episode is one label set in one "
         "state for consecutive evaluations; consequences an incident may legitimately trigger "
         "(for example the anomaly alert after a stall ends) are listed per incident as "
         "*allowed* and count as true. Delays run from the first minute of the injected fault "

@@ -943,6 +943,10 @@ def group_eval_order(rule_files: list[str]) -> list[str]:
     return rules + alerts + last
 
 
+# Alerts that report no fault: the heartbeat, and the ranking that carries seed 000's insight.
+NOT_FAULTS = ("Watchdog", "AgentPerformanceRanking")
+
+
 def render(timeline: Timeline, rule_files: list[str], step: int = 60,
            store: Store | None = None) -> str:
     """A promtool test file: the simulated input scraped every `step` seconds (60 or a divisor),
@@ -953,7 +957,7 @@ def render(timeline: Timeline, rule_files: list[str], step: int = 60,
     per_minute = 60 // step
     input_series = [{"series": k, "values": series_values(samples(k, v, store.gaps, per_minute))}
                     for k, v in sorted(store.series.items())]
-    queries = [{"expr": 'ALERTS{alertname!="Watchdog"}', "eval_time": f"{t}s", "exp_samples": []}
+    queries = [{"expr": f'ALERTS{{alertname!~"{"|".join(NOT_FAULTS)}"}}', "eval_time": f"{t}s", "exp_samples": []}
                for t in range(0, timeline.minutes * 60, step)]
     doc = {
         "rule_files": rule_files,
