@@ -530,7 +530,8 @@ def firing_alerts() -> Panel:
         table(
             "Firing alerts",
             'Alerts firing now in Prometheus (ALERTS{alertstate="firing"}), from every rule '
-            'file. Watchdog always fires: its absence means the alerting pipeline is broken.',
+            'file. Watchdog always fires: its absence means the alerting pipeline is broken. '
+            'AgentPerformanceRanking (info) carries the agent ranking while agents finish tasks.',
             "none")
         .sort_by(sorted_by("severity", descending=False))
         .with_target(table_query('ALERTS{alertstate="firing"}'))
