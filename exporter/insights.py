@@ -87,8 +87,13 @@ def _number(notes: dict[str, str], name: str) -> float:
 
 
 def _count(notes: dict[str, str], name: str) -> int:
-    """An annotation as a whole count; 0 when it is not one a JSON reader can hold exactly."""
-    value = _number(notes, name)
+    """An annotation as a whole count; 0 when it is not a number."""
+    return _whole(_number(notes, name))
+
+
+def _whole(value: float) -> int:
+    """A count the rules rounded, as an integer; 0 when it is not one a JSON reader can hold
+    exactly (negative, not finite, 2**53 or more)."""
     return int(value) if 0 <= value < 2**53 else 0
 
 
@@ -107,8 +112,8 @@ def ranking_lines(text: str) -> list[dict[str, Any]]:
                 throttled("ranking", logging.WARNING, "insights: skipped the ranking line %r "
                           "(expected `score done mean_seconds failed agent`): %s", line, exc)
             continue
-        ranked.append({"agentType": parts[4], "score": score, "tasksCompleted": done,
-                       "avgDuration": mean, "errorRate": failed})
+        ranked.append({"agentType": parts[4], "score": score, "tasksCompleted": _whole(done),
+                       "avgDuration": mean, "errorRate": _whole(failed)})
     return ranked
 
 

@@ -47,6 +47,8 @@ def test_ranking_lines_are_parsed_best_first_and_bad_lines_skipped():
         ("my agent", 5.0, 1.0, 0.0, 0.0),  # a query that found nothing counts 0, as in the seed
         ("flaky", -1000.0, 0.0, 0.0, 10.0),
     ]
+    # counts as the seed has them: whole numbers (JSON 20, not 20.0)
+    assert all(type(r[k]) is int for r in message["rankings"] for k in ("tasksCompleted", "errorRate"))
 
 
 def test_a_resolved_or_empty_ranking_publishes_nothing():
