@@ -109,9 +109,12 @@ class Exporter:
                       config.series_ttls)
         self.domains = create_domains(ctx, config.metrics, config.max_generic_metrics,
                                       config.origin_labels, config.llm)
+        self.critical_errors: CriticalErrorLog | None = None
         if config.insights.enabled:
-            self.domains["errors"] = RecordingCriticalErrors(self.domains["errors"], CriticalErrorLog(
-                config.insights, redis_client(config.redis_url, timeout=2.0)))
+            self.critical_errors = CriticalErrorLog(
+                config.insights, redis_client(config.redis_url, timeout=2.0), self.store)
+            self.domains["errors"] = RecordingCriticalErrors(self.domains["errors"],
+                                                             self.critical_errors)
         routes = {channel: self.domains[domain] for channel, domain in config.channels.items()}
         self.dispatcher = Dispatcher(self.store, routes, config.max_event_bytes)
         self.sources: list[RedisSource] = []
@@ -184,6 +187,9 @@ class Exporter:
         self.server.start()
         threading.Thread(target=self.health.run, args=(self.stop,), name="redis-health",
                          daemon=True).start()
+        if self.critical_errors:
+            threading.Thread(target=self.critical_errors.run, args=(self.stop,),
+                             name="critical-errors", daemon=True).start()
         for source in self.sources:
             if isinstance(source, PubSubSource):  # HA pair or a mistake: say which is which
                 threading.Thread(target=warn_if_shared, args=(source, self.config.redis_url,

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +40,8 @@ RANKINGS_HASH = "metrics:agents:rankings"  # seed 000: HSET performance_ranked <
 RANKED = "performance_rankings_updated"
 SLOW_STEP = "slow_step_detected"
 CORRELATION = "error_performance_correlation"
+MAX_QUEUED_ERRORS = 10_000  # critical error ids waiting for Redis
+FLUSH_SECONDS = 1.0  # how often they are written
 CHANNELS = {RANKED: "agent_performance", SLOW_STEP: "workflows", CORRELATION: "correlations"}
 
 
@@ -210,25 +214,51 @@ class Insights:
 
 
 class CriticalErrorLog:
-    """Remembers critical errors' ids in Redis for the correlation insight; errors older than the
-    window are trimmed on each write. Never raises: a Redis failure is logged once a minute."""
+    """Remembers critical errors' ids in Redis for the correlation insight. `record` runs on the
+    ingest path, under the store's lock, so it only queues the id (bounded; an overflow drops
+    the oldest, counted); `run` writes the queue to Redis once a second in one round trip and
+    trims errors older than the window. A Redis failure is logged once a minute and the ids are
+    kept for the next write."""
 
-    def __init__(self, settings: InsightSettings, client: redis.Redis) -> None:
+    def __init__(self, settings: InsightSettings, client: redis.Redis, store: Store) -> None:
         self.key = settings.critical_errors_key
         self.window = settings.correlation_window_seconds
         self.redis = client
+        self.queue: deque[tuple[str, float]] = deque(maxlen=MAX_QUEUED_ERRORS)
+        self.dropped = store.family(
+            "agent_exporter_insights_errors_dropped_total", "counter",
+            "Critical error ids not kept for the correlation insight: more than "
+            f"{MAX_QUEUED_ERRORS} arrived while Redis could not take them.", [], ttl=0)
 
     def record(self, error_id: str) -> None:
-        now = time.time()
+        """Queue an id; called by the dispatcher with the store's lock held."""
+        if len(self.queue) == MAX_QUEUED_ERRORS:
+            self.dropped.inc((), 1)
+        self.queue.append((error_id, time.time()))
+
+    def flush(self) -> None:
+        """Write what is queued (every id once, at its first arrival)."""
+        taken: dict[str, float] = {}
+        while self.queue:
+            error_id, when = self.queue.popleft()
+            taken.setdefault(error_id, when)
+        if not taken:
+            return
         try:
             pipe = self.redis.pipeline(transaction=False)
-            pipe.zadd(self.key, {error_id: now}, nx=True)
-            pipe.zremrangebyscore(self.key, "-inf", now - self.window)
+            pipe.zadd(self.key, taken, nx=True)
+            pipe.zremrangebyscore(self.key, "-inf", time.time() - self.window)
             pipe.expire(self.key, int(self.window) + 60)
             pipe.execute()
         except redis.RedisError as exc:
-            throttled("record", logging.WARNING, "insights: cannot record critical error %s: %s",
-                      error_id, exc)
+            throttled("record", logging.WARNING, "insights: cannot record %d critical error "
+                      "id(s) yet, kept for the next try: %s", len(taken), exc)
+            self.queue.extendleft(reversed(list(taken.items())))
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(FLUSH_SECONDS):
+            self.flush()
+        self.flush()
 
 
 class RecordingCriticalErrors:

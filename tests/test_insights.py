@@ -14,6 +14,7 @@ from exporter.config import ConfigError, load
 from exporter.domains import Context, create_domains
 from exporter.events import Invalid
 from exporter.insights import (
+    MAX_QUEUED_ERRORS,
     CriticalErrorLog,
     Insights,
     InsightSettings,
@@ -103,9 +104,10 @@ def test_a_sample_count_that_is_not_a_count_reads_as_zero(client, text):
 
 def test_each_recent_critical_error_is_correlated_once(client):
     settings = InsightSettings(correlation_window_seconds=600)
-    CriticalErrorLog(settings, client).record("err-1")
-    CriticalErrorLog(settings, client).record("err-1")  # an HA pair's twin: one error
-    CriticalErrorLog(settings, client).record("err-2")
+    for error_id in ("err-1", "err-1", "err-2"):  # err-1 and an HA pair's twin: one error
+        errors = CriticalErrorLog(settings, client, Store())
+        errors.record(error_id)
+        errors.flush()
     client.zadd(settings.critical_errors_key, {"err-old": time.time() - 3600})
     insights = Insights(settings, client, Store())
 
@@ -140,20 +142,33 @@ def test_disabled_insights_build_nothing(client):
 def test_only_valid_critical_errors_with_an_id_are_remembered(client):
     settings = InsightSettings()
     errors = create_domains(Context(Store()))["errors"]
-    domain = RecordingCriticalErrors(errors, CriticalErrorLog(settings, client))
+    log = CriticalErrorLog(settings, client, Store())
+    domain = RecordingCriticalErrors(errors, log)
     domain.handle({"errorId": "e1", "component": "trainer"}, "events:errors:critical")
     domain.handle({"errorId": "e2", "component": "trainer"}, "events:errors:warning")
     domain.handle({"component": "trainer"}, "events:errors:critical")
     with pytest.raises(Invalid):
         domain.handle({"errorId": "e3", "component": ["not", "a", "label"]},
                       "events:errors:critical")
+    assert client.zrange(settings.critical_errors_key, 0, -1) == []  # queued: no I/O on ingest
+    log.flush()
     assert client.zrange(settings.critical_errors_key, 0, -1) == [b"e1"]
 
 
-def test_a_redis_failure_while_remembering_does_not_break_the_event(caplog):
-    client = redis.Redis(port=free_port(), socket_connect_timeout=0.5)  # nothing listens there
-    CriticalErrorLog(InsightSettings(), client).record("e1")  # logged, not raised
-    assert "cannot record critical error e1" in caplog.text
+def test_ids_wait_out_a_redis_failure_and_an_overflow_is_counted(caplog, client):
+    store = Store()
+    nowhere = redis.Redis(port=free_port(), socket_connect_timeout=0.5)  # nothing listens there
+    log = CriticalErrorLog(InsightSettings(), nowhere, store)
+    for n in range(MAX_QUEUED_ERRORS + 3):
+        log.record(f"e{n}")
+    log.flush()  # logged, not raised; the ids are kept
+    assert "cannot record 10000 critical error id(s) yet" in caplog.text
+    assert [s.value for s in store.family("agent_exporter_insights_errors_dropped_total",
+                                          "counter", "", [], ttl=0).series.values()] == [3]
+    log.redis = client  # Redis is back
+    log.flush()
+    kept = log.redis.zrange(InsightSettings().critical_errors_key, 0, -1)
+    assert len(kept) == MAX_QUEUED_ERRORS and b"e3" in kept and b"e0" not in kept
 
 
 @pytest.mark.parametrize(("section", "key"), [
