@@ -191,6 +191,7 @@ def test_seed_records_keep_their_origin_and_map_to_prometheus_names(redis_url, s
         assert value(s, "coordination_message_latency_seconds_bucket", message_type="handoff",
                      le="0.05", **origin) == 1
         assert value(s, "query_routing_confidence_score_bucket", le="0.5", **origin) == 1
-        assert value(s, "user_satisfaction_ratio_bucket", le="0.8", **origin) == 1
+        assert value(s, "user_satisfaction_ratio_bucket", le="0.7", **origin) == 0  # 4 stars
+        assert value(s, "user_satisfaction_ratio_bucket", le="0.9", **origin) == 1
     assert not [name for name, _ in s if name.startswith(("user_error", "agent_queue_depth"))]
     assert value(s, "agent_exporter_events_invalid_total", source="events:metrics") is None

@@ -54,7 +54,7 @@ SEED_TYPES = {
     "performance_rankings_updated": ("AgentPerformanceRanking", "info"),
 }
 # Annotations that carry an insight's data to the alert bridge (exporter/insights.py).
-INSIGHT_ANNOTATIONS = {"AgentPerformanceRanking": {"rankings"}}
+INSIGHT_ANNOTATIONS = {"AgentPerformanceRanking": {"rankings"}, "WorkflowStepSlow": {"sample_count"}}
 SEED_004_TYPE = "threshold_exceeded"
 # The alerts whose `threshold` is one of the seeds' numbers in exporter/thresholds.py.
 SEED_THRESHOLDS = {
