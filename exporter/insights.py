@@ -41,6 +41,7 @@ RANKED = "performance_rankings_updated"
 SLOW_STEP = "slow_step_detected"
 CORRELATION = "error_performance_correlation"
 MAX_QUEUED_ERRORS = 10_000  # critical error ids waiting for Redis
+MAX_CORRELATIONS = 1_000  # correlations one notification publishes (an error storm waits its turn)
 FLUSH_SECONDS = 1.0  # how often they are written
 CHANNELS = {RANKED: "agent_performance", SLOW_STEP: "workflows", CORRELATION: "correlations"}
 
@@ -190,7 +191,8 @@ class Insights:
         if hot:
             since = time.time() - self.settings.correlation_window_seconds
             found: list[bytes] = self.redis.zrangebyscore(  # type: ignore[assignment]
-                self.settings.critical_errors_key, since, "+inf")
+                self.settings.critical_errors_key, since, "+inf", start=0,
+                num=MAX_CORRELATIONS)  # the oldest first; the rest at the next notification
             errors = [e.decode() for e in found]
             hottest = max(hot, key=lambda a: _number(a.get("annotations", {}), "value"))
             out += [(self.channel(CORRELATION), correlation(hottest, e)) for e in errors]
@@ -224,6 +226,7 @@ class CriticalErrorLog:
         self.key = settings.critical_errors_key
         self.window = settings.correlation_window_seconds
         self.redis = client
+        self.store = store
         self.queue: deque[tuple[str, float]] = deque(maxlen=MAX_QUEUED_ERRORS)
         self.dropped = store.family(
             "agent_exporter_insights_errors_dropped_total", "counter",
@@ -253,12 +256,24 @@ class CriticalErrorLog:
         except redis.RedisError as exc:
             throttled("record", logging.WARNING, "insights: cannot record %d critical error "
                       "id(s) yet, kept for the next try: %s", len(taken), exc)
-            self.queue.extendleft(reversed(list(taken.items())))
+            back = list(taken.items())
+            with self.store.lock:  # as record() holds it: the count of what is pushed out is exact
+                lost = len(self.queue) + len(back) - MAX_QUEUED_ERRORS
+                if lost > 0:
+                    self.dropped.inc((), lost)
+                self.queue.extendleft(reversed(back))
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.wait(FLUSH_SECONDS):
-            self.flush()
-        self.flush()
+        """Flush once a second until stopped, then once more; never dies of a surprise."""
+        while True:
+            stopping = stop.wait(FLUSH_SECONDS)
+            try:
+                self.flush()
+            except Exception as exc:  # a bug: say so once a minute, keep the thread
+                throttled("flush", logging.ERROR, "insights: writing critical error ids failed: "
+                          "%s: %s", type(exc).__name__, exc)
+            if stopping:
+                return
 
 
 class RecordingCriticalErrors:

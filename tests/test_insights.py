@@ -3,6 +3,7 @@ of each kind, the ranking annotation's parsing, the settings, and the errors dom
 remembers critical errors — on a real redis-server where Redis is involved."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -14,6 +15,7 @@ from exporter.config import ConfigError, load
 from exporter.domains import Context, create_domains
 from exporter.events import Invalid
 from exporter.insights import (
+    MAX_CORRELATIONS,
     MAX_QUEUED_ERRORS,
     CriticalErrorLog,
     Insights,
@@ -126,6 +128,22 @@ def test_each_recent_critical_error_is_correlated_once(client):
     assert client.zrange(settings.critical_errors_key, 0, -1) == [b"err-old"]
 
 
+def test_an_error_storm_is_correlated_a_bounded_batch_at_a_time(client):
+    settings = InsightSettings()
+    now = time.time()
+    client.zadd(settings.critical_errors_key,
+                {f"e{n}": now - 1 + n / 1e6 for n in range(MAX_CORRELATIONS + 5)})
+    insights = Insights(settings, client, Store())
+    batch = insights.build([hot_alert()])
+    assert len(batch.messages) == MAX_CORRELATIONS
+    assert batch.messages[0][1]["errorId"] == "e0"  # the oldest first
+    pipe = client.pipeline(transaction=True)
+    insights.queue(pipe, batch)
+    pipe.execute()
+    assert [m["errorId"] for _, m in insights.build([hot_alert()]).messages] == [
+        f"e{n}" for n in range(MAX_CORRELATIONS, MAX_CORRELATIONS + 5)]
+
+
 def test_a_ranking_is_kept_in_the_seeds_hash_too(client):
     insights = Insights(InsightSettings(), client, Store())
     pipe = client.pipeline(transaction=True)
@@ -169,6 +187,53 @@ def test_ids_wait_out_a_redis_failure_and_an_overflow_is_counted(caplog, client)
     log.flush()
     kept = log.redis.zrange(InsightSettings().critical_errors_key, 0, -1)
     assert len(kept) == MAX_QUEUED_ERRORS and b"e3" in kept and b"e0" not in kept
+
+
+def test_a_failed_write_that_pushes_ids_out_counts_them():
+    """Ids that arrive while a write is in flight and fails: the taken ones go back in front,
+    and what no longer fits is counted."""
+    store = Store()
+
+    class Failing:  # a Redis that takes the write, then fails it after 5 more ids arrived
+        def pipeline(self, transaction: bool) -> Failing:
+            return self
+
+        def __getattr__(self, name: str):  # zadd, zremrangebyscore, expire
+            return lambda *args, **kwargs: None
+
+        def execute(self) -> None:
+            for n in range(5):
+                log.record(f"new{n}")
+            raise redis.ConnectionError("down")
+
+    log = CriticalErrorLog(InsightSettings(), Failing(), store)  # type: ignore[arg-type]
+    for n in range(MAX_QUEUED_ERRORS - 2):
+        log.record(f"old{n}")
+    log.flush()
+    dropped = store.family("agent_exporter_insights_errors_dropped_total", "counter", "", [],
+                           ttl=0)
+    assert [s.value for s in dropped.series.values()] == [3]
+    assert len(log.queue) == MAX_QUEUED_ERRORS
+    assert log.queue[0][0] == "old0" and log.queue[-1][0] == "new1"
+
+
+def test_the_writer_thread_survives_a_surprise(caplog):
+    log = CriticalErrorLog(InsightSettings(), redis.Redis(port=free_port()), Store())
+    calls = []
+
+    def surprise() -> None:
+        calls.append(1)
+        raise ValueError("a bug")
+
+    log.flush = surprise  # type: ignore[method-assign]
+    stop = threading.Event()
+    thread = threading.Thread(target=log.run, args=(stop,), daemon=True)
+    thread.start()
+    wait_until(lambda: len(calls) >= 2, timeout=10, message="a second flush after the first failed")
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert "writing critical error ids failed: ValueError: a bug" in caplog.text
 
 
 @pytest.mark.parametrize(("section", "key"), [
