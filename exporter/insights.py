@@ -15,7 +15,6 @@ the same transaction that publishes, so each error is reported once.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -26,7 +25,7 @@ from typing import Any
 import orjson
 import redis
 
-from .alert_messages import now
+from .alert_messages import now, number
 from .domains import Domain
 from .store import Store
 from .throttle import Throttled
@@ -84,11 +83,8 @@ def is_insight_only(alert: dict[str, Any]) -> bool:
 def _number(notes: dict[str, str], name: str) -> float:
     """An annotation as a number; 0 when absent or not a finite number (a query template found
     nothing, or a rule divided by zero)."""
-    try:
-        value = float(notes.get(name, ""))
-    except ValueError:
-        return 0.0
-    return value if math.isfinite(value) else 0.0
+    value = number(notes.get(name))
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def _count(notes: dict[str, str], name: str) -> int:
